@@ -1,0 +1,60 @@
+"""Constants for the microgrid integration (one name for one thing across layers)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "microgrid"
+LOGGER = logging.getLogger(__package__)
+
+# Config entry data (connection step).
+CONF_SITE_NAME: Final = "site_name"
+CONF_DATABASE_URL: Final = "database_url"  # https://<db>.firebaseio.com or http://127.0.0.1:9000/?ns=<db>
+CONF_SERVICE_ACCOUNT: Final = "service_account"  # service-account key JSON (text); absent in emulator mode
+CONF_BATTERY_CAPACITY_WH: Final = "battery_capacity_wh"
+CONF_NOMINAL_VOLTAGE_V: Final = "nominal_voltage_v"
+CONF_POWER_LIMIT_W: Final = "power_limit_w"
+CONF_COMMAND_SECRET: Final = "command_secret"  # per-site HS256 secret for signed commands
+
+# Zone subentries (subentry type "zone"); unique_id of a subentry is its node (zone_id).
+SUBENTRY_ZONE: Final = "zone"
+CONF_ZONE_ID: Final = "zone_id"  # the Firebase node, e.g. "Zone1"
+CONF_NAME: Final = "name"
+CONF_PRIORITY: Final = "priority"  # optimizer.model.PriorityClass value
+CONF_HOUSEHOLD: Final = "household"
+CONF_RATED_W: Final = "rated_w"
+CONF_SCHEDULE: Final = "schedule"  # optimizer.model.Schedule value
+
+# Options.
+CONF_CONSERVATION_PCT: Final = "conservation_pct"
+CONF_EMERGENCY_PCT: Final = "emergency_pct"
+CONF_CRITICAL_ALERT_PCT: Final = "critical_alert_pct"
+CONF_HYSTERESIS_PCT: Final = "hysteresis_pct"
+CONF_MIN_ON_S: Final = "min_on_s"
+CONF_MIN_OFF_S: Final = "min_off_s"
+CONF_CONTROL_MODE: Final = "control_mode"
+CONF_HOUSEHOLD_USERS: Final = "household_users"  # {ha_user_id: household}
+CONTROL_MODE_MONITOR: Final = "monitor"  # decide and record, write nothing
+CONTROL_MODE_AUTO: Final = "auto"  # write relay commands
+
+DEFAULT_OPTIONS: Final = {
+    CONF_CONSERVATION_PCT: 20.0,
+    CONF_EMERGENCY_PCT: 10.0,
+    CONF_CRITICAL_ALERT_PCT: 5.0,
+    CONF_HYSTERESIS_PCT: 2.0,
+    CONF_MIN_ON_S: 300,
+    CONF_MIN_OFF_S: 300,
+    CONF_CONTROL_MODE: CONTROL_MODE_AUTO,
+}
+
+# Firebase paths.
+PATH_SENSORS: Final = "sensors"
+PATH_COMMANDS: Final = "commands"
+
+# Timing.
+STALE_AFTER: Final = timedelta(minutes=2)  # a board silent this long is offline
+HEARTBEAT_INTERVAL: Final = timedelta(seconds=60)  # re-send the current command this often
+COMMAND_TTL: Final = timedelta(seconds=120)  # a command's `expires`
+ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within this

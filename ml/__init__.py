@@ -1,0 +1,1 @@
+"""Pure learning code for the microgrid: features, demand forecast, sustain time, anomalies."""

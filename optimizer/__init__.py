@@ -1,0 +1,1 @@
+"""Pure decision code for the microgrid: policy, greedy dispatch, DP planner, load balancer."""
