@@ -27,6 +27,11 @@ CONF_HOUSEHOLD: Final = "household"
 CONF_RATED_W: Final = "rated_w"
 CONF_SCHEDULE: Final = "schedule"  # optimizer.model.Schedule value
 
+# Household subentries (subentry type "household"): a name and the HA users who belong to it.
+# A non-admin user may switch a zone only when the zone's household is one of theirs.
+SUBENTRY_HOUSEHOLD: Final = "household"
+CONF_MEMBERS: Final = "members"  # list of HA user ids
+
 # Options.
 CONF_CONSERVATION_PCT: Final = "conservation_pct"
 CONF_EMERGENCY_PCT: Final = "emergency_pct"
@@ -35,7 +40,6 @@ CONF_HYSTERESIS_PCT: Final = "hysteresis_pct"
 CONF_MIN_ON_S: Final = "min_on_s"
 CONF_MIN_OFF_S: Final = "min_off_s"
 CONF_CONTROL_MODE: Final = "control_mode"
-CONF_HOUSEHOLD_USERS: Final = "household_users"  # {ha_user_id: household}
 CONTROL_MODE_MONITOR: Final = "monitor"  # decide and record, write nothing
 CONTROL_MODE_AUTO: Final = "auto"  # write relay commands
 
