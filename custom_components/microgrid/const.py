@@ -62,3 +62,14 @@ STALE_AFTER: Final = timedelta(minutes=2)  # a board silent this long is offline
 HEARTBEAT_INTERVAL: Final = timedelta(seconds=60)  # re-send the current command this often
 COMMAND_TTL: Final = timedelta(seconds=120)  # a command's `expires`
 ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within this
+
+# Events (for automations and the logbook).
+EVENT_AUDIT: Final = "microgrid_audit"
+EVENT_BAND_CHANGED: Final = "microgrid_band_changed"
+EVENT_COMMAND_FAILED: Final = "microgrid_command_failed"
+
+# Command delivery.
+COMMAND_MAX_ATTEMPTS: Final = 5  # then a repair issue and an event; retries go on at the cap
+COMMAND_BACKOFF_MAX: Final = timedelta(minutes=5)
+TICK_INTERVAL: Final = timedelta(seconds=5)  # ack timeouts, retries, heartbeats, staleness
+POLL_INTERVAL: Final = timedelta(seconds=30)  # REST poll only while the stream is down
