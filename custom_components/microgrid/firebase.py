@@ -1,0 +1,733 @@
+"""Firebase Realtime Database link: REST reads/writes and the SSE stream of one path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+import json
+import logging
+import random
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+if TYPE_CHECKING:
+    from .auth import TokenProvider
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 64 * 1024 * 1024  # one SSE event (a full snapshot) may not exceed this
+MAX_REDIRECTS = 5
+_ERROR_BODY_BYTES = 4096
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_FORBIDDEN_KEY_CHARS = re.compile(r"[.#$\[\]\x00-\x1f\x7f]")
+_MAX_KEY_BYTES = 768
+_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_FIREBASE_SUFFIXES = (".firebaseio.com", ".firebasedatabase.app")
+
+
+class FirebaseError(Exception):
+    """Base error of the Firebase link."""
+
+
+class FirebaseConnectionError(FirebaseError):
+    """The database could not be reached or answered with a server error."""
+
+
+class FirebaseAuthError(FirebaseError):
+    """Authentication failed: 401, permission denied or a bad key."""
+
+
+class FirebaseInvalidURL(FirebaseError):
+    """The database URL is not a Firebase RTDB URL or a loopback emulator URL."""
+
+
+class FirebaseStreamCancelled(FirebaseError):
+    """The server sent `cancel` on the stream (usually: rules deny the read)."""
+
+
+class FirebaseInvalidRequest(FirebaseError, ValueError):
+    """A path, key or value that the database would reject; raised before any request."""
+
+
+class _AuthRejected(FirebaseError):
+    """The stream was refused (401) or revoked (`auth_revoked`): retry with a fresh token."""
+
+
+class SSEDecodeError(FirebaseError):
+    """The event stream broke the SSE framing (an event larger than MAX_EVENT_BYTES)."""
+
+
+# --- database URL ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DatabaseURL:
+    """Where a database lives: base URL, namespace and whether it is a loopback emulator."""
+
+    base: str
+    namespace: str
+    emulator: bool
+
+    def url_for(self, segments: tuple[str, ...]) -> URL:
+        """Return the REST URL (`<base>/<path>.json`) of a path, without auth."""
+        path = "/" + "/".join(quote(seg, safe="") for seg in segments) + ".json"
+        url = URL(self.base + path, encoded=True)
+        return url.with_query(ns=self.namespace) if self.emulator else url
+
+    def may_redirect_to(self, target: URL) -> bool:
+        """Return True when a redirect target may receive our credentials."""
+        here = URL(self.base)
+        if target.scheme != here.scheme:
+            return False
+        if target.host == here.host and target.port == here.port:
+            return True
+        host = target.host or ""
+        return not self.emulator and host.endswith(_FIREBASE_SUFFIXES)
+
+
+def parse_database_url(url: str) -> DatabaseURL:
+    """Parse a Firebase RTDB URL (https) or a loopback emulator URL (http with ?ns=)."""
+    if not isinstance(url, str) or not url.strip():
+        raise FirebaseInvalidURL("the database URL is empty")
+    try:
+        parsed = URL(url.strip())
+    except (ValueError, TypeError) as err:
+        raise FirebaseInvalidURL(f"not a URL: {err}") from err
+    if parsed.user or parsed.password or parsed.fragment or parsed.path not in ("", "/"):
+        raise FirebaseInvalidURL("the database URL must not carry a path, user or fragment")
+    host = (parsed.host or "").lower()
+    if parsed.scheme == "https":
+        return _parse_firebase_host(host, parsed)
+    if parsed.scheme == "http":
+        return _parse_emulator(host, parsed)
+    raise FirebaseInvalidURL("the database URL must start with https:// (or http:// for loopback)")
+
+
+def _parse_firebase_host(host: str, parsed: URL) -> DatabaseURL:
+    """Accept https://<ns>.firebaseio.com and https://<ns>.<region>.firebasedatabase.app."""
+    if parsed.query_string or not parsed.is_default_port():
+        raise FirebaseInvalidURL("a Firebase database URL takes no port or query")
+    labels = host.split(".")
+    legacy = host.endswith(".firebaseio.com") and len(labels) == 3
+    regional = (
+        host.endswith(".firebasedatabase.app")
+        and len(labels) == 4
+        and bool(_NAMESPACE.match(labels[1]))
+    )
+    if not (legacy or regional):
+        raise FirebaseInvalidURL(
+            "expected https://<db>.firebaseio.com or https://<db>.<region>.firebasedatabase.app"
+        )
+    namespace = labels[0]
+    if not _NAMESPACE.match(namespace):
+        raise FirebaseInvalidURL(f"invalid database name {namespace!r}")
+    return DatabaseURL(base=f"https://{host}", namespace=namespace, emulator=False)
+
+
+def _parse_emulator(host: str, parsed: URL) -> DatabaseURL:
+    """Accept http://127.0.0.1:PORT/?ns=<ns> (and localhost, ::1): the emulator convention."""
+    if host not in _LOOPBACK_HOSTS:
+        raise FirebaseInvalidURL("plain http is only accepted for a loopback emulator")
+    namespaces = parsed.query.getall("ns", [])
+    if len(namespaces) != 1 or set(parsed.query) != {"ns"}:
+        raise FirebaseInvalidURL("an emulator URL needs exactly one ?ns=<database>, nothing else")
+    namespace = namespaces[0]
+    if not _NAMESPACE.match(namespace):
+        raise FirebaseInvalidURL(f"invalid database name {namespace!r}")
+    netloc = f"[{host}]" if ":" in host else host
+    return DatabaseURL(base=f"http://{netloc}:{parsed.port}", namespace=namespace, emulator=True)
+
+
+# --- paths and values ----------------------------------------------------------------------------
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    """Validate a database path ("a/b", "/a/b/", "" for the root) and return its keys."""
+    if not isinstance(path, str):
+        raise FirebaseInvalidRequest(f"a path must be a string, not {type(path).__name__}")
+    stripped = path.strip("/")
+    if not stripped:
+        return ()
+    segments = tuple(stripped.split("/"))
+    for seg in segments:
+        _check_key(seg)
+    return segments
+
+
+def _check_key(key: str) -> None:
+    """Reject a key the database would refuse."""
+    if not key:
+        raise FirebaseInvalidRequest("a path may not contain an empty key ('//')")
+    if _FORBIDDEN_KEY_CHARS.search(key):
+        raise FirebaseInvalidRequest(f"key {key!r} contains one of . # $ [ ] or a control char")
+    if len(key.encode()) > _MAX_KEY_BYTES:
+        raise FirebaseInvalidRequest(f"key longer than {_MAX_KEY_BYTES} bytes")
+
+
+def _encode(value: Any) -> bytes:
+    """Serialise a value as the database accepts it (no NaN/Infinity)."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as err:
+        raise FirebaseInvalidRequest(f"value is not storable JSON: {err}") from err
+
+
+# --- mirror of the streamed tree -----------------------------------------------------------------
+
+
+def _event_segments(path: str) -> tuple[str, ...]:
+    """Split a server-sent event path (already valid) into keys."""
+    return tuple(seg for seg in path.split("/") if seg)
+
+
+def _is_empty(value: Any) -> bool:
+    """The database stores neither null nor empty objects."""
+    return value is None or (isinstance(value, dict | list) and not value)
+
+
+def _as_dict(node: Any) -> dict[str, Any]:
+    """Return a fresh dict of a node's children (arrays are objects keyed by index)."""
+    if isinstance(node, dict):
+        return dict(node)
+    if isinstance(node, list):
+        return {str(i): v for i, v in enumerate(node) if v is not None}
+    return {}
+
+
+def _assoc(tree: Any, segments: tuple[str, ...], value: Any) -> Any:
+    """Return tree with value at segments (None deletes); copies only the dicts on the path."""
+    if not segments:
+        return None if _is_empty(value) else value
+    node = _as_dict(tree)
+    head, rest = segments[0], segments[1:]
+    child = _assoc(node.get(head), rest, value)
+    if _is_empty(child):
+        node.pop(head, None)
+    else:
+        node[head] = child
+    return node
+
+
+def apply_put(mirror: Mapping[str, Any], path: str, data: Any) -> tuple[dict[str, Any], set[str]]:
+    """Apply a `put` event; return the new mirror and the changed top-level keys."""
+    segments = _event_segments(path)
+    if not segments:
+        new = dict(data) if isinstance(data, dict) else _as_dict(data)
+        new = {k: v for k, v in new.items() if not _is_empty(v)}
+        return new, set(mirror) | set(new)
+    new = _assoc(mirror, segments, data)
+    return (new if isinstance(new, dict) else {}), {segments[0]}
+
+
+def apply_patch(
+    mirror: Mapping[str, Any], path: str, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], set[str]]:
+    """Apply a `patch` event (merge of children at path); return new mirror and changed keys."""
+    segments = _event_segments(path)
+    tree: Any = mirror
+    changed: set[str] = set()
+    for key, value in data.items():
+        full = segments + _event_segments(key)
+        if not full:
+            continue
+        tree = _assoc(tree, full, value)
+        changed.add(full[0])
+    return (tree if isinstance(tree, dict) else {}), changed
+
+
+# --- SSE framing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SSEEvent:
+    """One server-sent event: its name and its (joined) data lines."""
+
+    event: str
+    data: str
+
+
+class SSEDecoder:
+    """Incremental SSE decoder over raw chunks; no line-length cap (snapshots are one line)."""
+
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        """Start with an empty buffer."""
+        self._buf = bytearray()
+        self._pending_cr = False
+        self._max_event_bytes = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Add bytes; return the events completed by them."""
+        # A CRLF split across two chunks must not count as two line ends.
+        if self._pending_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._pending_cr = chunk[-1:] == b"\r"
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        scan = max(0, len(self._buf) - 1)
+        self._buf += chunk
+        events: list[SSEEvent] = []
+        start = 0
+        while (end := self._buf.find(b"\n\n", scan)) != -1:
+            event = _parse_block(bytes(self._buf[start:end]))
+            if event is not None:
+                events.append(event)
+            start = scan = end + 2
+        if start:
+            del self._buf[:start]
+        if len(self._buf) > self._max_event_bytes:
+            self._buf.clear()
+            raise SSEDecodeError(f"an event exceeded {self._max_event_bytes} bytes")
+        return events
+
+
+def _parse_block(block: bytes) -> SSEEvent | None:
+    """Parse the lines of one event block; None for a comment-only or empty block."""
+    name = ""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"event":
+            name = value.decode("utf-8", "replace")
+        elif field == b"data":
+            data.append(value)
+    if not name and not data:
+        return None
+    return SSEEvent(event=name or "message", data=b"\n".join(data).decode("utf-8", "replace"))
+
+
+# --- the link ------------------------------------------------------------------------------------
+
+
+def _noop_bool(_up: bool) -> None:
+    """Default on_connection."""
+
+
+def _noop_str(_reason: str) -> None:
+    """Default on_cancel."""
+
+
+def _error_text(raw: bytes) -> str:
+    """Return the database's error message from a response body, shortened."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    text = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        text = raw.decode("utf-8", "replace")
+    return text.strip()[:200] or "no message"
+
+
+def _status_error(status: int, raw: bytes, what: str) -> FirebaseError:
+    """Map an HTTP error status to the link's error type."""
+    message = f"{what}: HTTP {status}: {_error_text(raw)}"
+    if status in (401, 403):
+        return FirebaseAuthError(message)
+    if status == 404:
+        return FirebaseInvalidURL(message)
+    if status == 400:
+        return FirebaseInvalidRequest(message)
+    if status in (408, 423, 429) or status >= 500:
+        return FirebaseConnectionError(message)
+    return FirebaseError(message)
+
+
+def _describe(err: BaseException) -> str:
+    """Describe a transport error in a few words (never with the request URL's query)."""
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return f"cannot connect: {err.os_error}"
+    return type(err).__name__ + (f": {err}" if isinstance(err, SSEDecodeError) else "")
+
+
+class FirebaseLink:
+    """One database: REST reads/writes and a self-healing SSE mirror of `stream_path`."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        database_url: str,
+        auth: TokenProvider,
+        *,
+        stream_path: str = "sensors",
+        on_data: Callable[[dict[str, Any], set[str]], None],
+        on_connection: Callable[[bool], None] = _noop_bool,
+        on_cancel: Callable[[str], None] = _noop_str,
+        read_timeout_s: float = 90.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 120.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        request_timeout_s: float = 15.0,
+    ) -> None:
+        """Check the settings; nothing connects until a request or start()."""
+        if not 0 < backoff_initial_s <= backoff_max_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        if read_timeout_s <= 0 or request_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        self._session = session
+        self._db = parse_database_url(database_url)
+        self._auth = auth
+        self._stream_path = stream_path
+        self._stream_segments = split_path(stream_path)
+        self._on_data = on_data
+        self._on_connection = on_connection
+        self._on_cancel = on_cancel
+        self._read_timeout_s = read_timeout_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._rest_timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request_timeout_s, sock_read=read_timeout_s
+        )
+        self._mirror: dict[str, Any] = {}
+        self._connected = False
+        self._reconnects = 0
+        self._last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancelled = False
+        self._restart = asyncio.Event()
+        self._synced = False  # this connection delivered its opening snapshot
+        self._malformed_logged = False
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Return True while the stream is open and in sync."""
+        return self._connected
+
+    @property
+    def mirror(self) -> dict[str, Any]:
+        """Return the current mirror of the stream path (treat as read-only)."""
+        return self._mirror
+
+    @property
+    def reconnects(self) -> int:
+        """Return how many times the stream was (re)opened after a loss."""
+        return self._reconnects
+
+    @property
+    def last_error(self) -> str | None:
+        """Return the most recent stream failure (kept after recovery, for diagnostics)."""
+        return self._last_error
+
+    @property
+    def database(self) -> DatabaseURL:
+        """Return the parsed database URL."""
+        return self._db
+
+    # --- REST ----------------------------------------------------------------------------------
+
+    async def async_get(self, path: str, *, shallow: bool = False) -> Any:
+        """Read a path (shallow: its keys mapped to True)."""
+        params = {"shallow": "true"} if shallow else {}
+        return await self._rest("GET", split_path(path), params=params)
+
+    async def async_put(self, path: str, value: Any) -> None:
+        """Replace the value at a path."""
+        await self._rest("PUT", split_path(path), params={"print": "silent"}, body=_encode(value))
+
+    async def async_patch(self, path: str, value: dict[str, Any]) -> None:
+        """Merge children into a path (keys may be relative paths "a/b")."""
+        if not isinstance(value, Mapping) or not value:
+            raise FirebaseInvalidRequest("a patch needs a non-empty dict")
+        for key in value:
+            if not split_path(key):
+                raise FirebaseInvalidRequest("a patch key may not be empty")
+        await self._rest(
+            "PATCH", split_path(path), params={"print": "silent"}, body=_encode(dict(value))
+        )
+
+    async def async_validate(self) -> list[str]:
+        """Read the stream path's keys once (authenticated, shallow); raise on any failure."""
+        value = await self.async_get(self._stream_path, shallow=True)
+        return sorted(value) if isinstance(value, dict) else []
+
+    async def _rest(
+        self,
+        method: str,
+        segments: tuple[str, ...],
+        *,
+        params: dict[str, str],
+        body: bytes | None = None,
+    ) -> Any:
+        """Send one REST request; retry once with a fresh token after a 401."""
+        what = f"{method} /{'/'.join(segments)}"
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in range(2):
+            token = await self._auth.async_get_token()
+            try:
+                async with self._open(
+                    method,
+                    self._db.url_for(segments),
+                    token=token,
+                    params=params,
+                    headers=headers,
+                    body=body,
+                    client_timeout=self._rest_timeout,
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as err:
+                raise FirebaseConnectionError(f"{what}: {_describe(err)}") from None
+            if status == 401 and attempt == 0:
+                _LOGGER.debug("%s: 401, retrying with a fresh token", what)
+                self._auth.invalidate()
+                continue
+            if status >= 300:
+                raise _status_error(status, raw, what)
+            if method != "GET":
+                return None
+            try:
+                return json.loads(raw) if raw else None
+            except ValueError:
+                raise FirebaseConnectionError(f"{what}: the answer is not JSON") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _auth_query(self, token: str) -> dict[str, str]:
+        """Return the query that authenticates an emulator request."""
+        return {"ns": self._db.namespace, "auth": token} if self._db.emulator else {}
+
+    def _auth_headers(self, token: str) -> dict[str, str]:
+        """Return the headers that authenticate a Firebase request (OAuth2 bearer)."""
+        # A header rather than access_token= keeps the token out of URLs, hence out of logs.
+        return {} if self._db.emulator else {"Authorization": f"Bearer {token}"}
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        url: URL,
+        *,
+        token: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a response, following redirects only to hosts that may see the token."""
+        all_headers = {**headers, **self._auth_headers(token)}
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self._session.request(
+                method,
+                url.update_query({**params, **self._auth_query(token)}),
+                headers=all_headers,
+                data=body,
+                timeout=client_timeout,
+                allow_redirects=False,
+            )
+            location = resp.headers.get("Location")
+            if resp.status not in _REDIRECT_STATUSES or not location:
+                try:
+                    yield resp
+                finally:
+                    resp.release()  # closes the connection when the body was not read to the end
+                return
+            resp.release()
+            target = url.join(URL(location))
+            if not self._db.may_redirect_to(target):
+                raise FirebaseConnectionError(f"refused a redirect to {target.host}")
+            url = target
+        raise FirebaseConnectionError("too many redirects")
+
+    # --- stream --------------------------------------------------------------------------------
+
+    def start(self, create_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]) -> None:
+        """Start the stream loop as a task made by the caller (HA: a background task)."""
+        if self._task is not None and not self._task.done():
+            return
+        self._cancelled = False
+        self._task = create_task(self._run())
+
+    async def async_stop(self) -> None:
+        """Stop the stream now; never waits for the socket."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        self._connected = False  # no on_connection: the owner is shutting down
+
+    def restart_stream(self) -> None:
+        """Resume a stream stopped by `cancel` (after the rules were fixed)."""
+        if self._cancelled:
+            self._restart.set()
+
+    def _set_connected(self, up: bool) -> None:
+        """Report connection transitions only."""
+        if up == self._connected:
+            return
+        self._connected = up
+        try:
+            self._on_connection(up)
+        except Exception:
+            _LOGGER.exception("on_connection callback failed")
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Return a full-jitter delay: uniform(0, min(max, initial * 2**attempt))."""
+        ceiling = min(self._backoff_max_s, self._backoff_initial_s * 2 ** min(attempt, 32))
+        return self._rng.uniform(0.0, ceiling)
+
+    async def _run(self) -> None:
+        """Keep the stream open until stopped or cancelled by the server; never raises."""
+        attempt = 0
+        fast_auth_retry = True
+        failures_in_row = 0
+        while True:
+            if self._cancelled:
+                await self._restart.wait()
+                self._restart.clear()
+                self._cancelled = False
+                attempt, fast_auth_retry = 0, True
+            auth_failed = False
+            try:
+                await self._stream_once()
+                error = "stream closed by the server"
+            except FirebaseStreamCancelled as err:
+                self._stream_cancelled(str(err))
+                continue
+            except _AuthRejected as err:
+                self._auth.invalidate()
+                auth_failed = True
+                error = f"authentication rejected ({err})"
+            except TimeoutError:
+                error = f"no data for {self._read_timeout_s:g} s (watchdog)"
+            except FirebaseError as err:
+                error = str(err)
+            except aiohttp.ClientError as err:
+                error = _describe(err)
+            except Exception as err:  # the loop must survive anything
+                _LOGGER.exception("unexpected error in the %s stream", self._stream_path)
+                error = type(err).__name__
+            was_synced = self._synced
+            self._set_connected(False)
+            self._last_error = error
+            if was_synced:
+                attempt, fast_auth_retry, failures_in_row = 0, True, 0
+            failures_in_row += 1
+            self._log_failure(error, failures_in_row)
+            self._reconnects += 1
+            if auth_failed and fast_auth_retry:
+                fast_auth_retry = False  # one immediate retry; repeated rejections back off
+                continue
+            delay = self._backoff_s(attempt)
+            attempt += 1
+            await self._sleep(delay)
+
+    def _log_failure(self, error: str, failures_in_row: int) -> None:
+        """Warn on the first failure of an outage; later ones go to debug."""
+        if failures_in_row == 1:
+            _LOGGER.warning("Firebase stream of %s lost: %s", self._stream_path, error)
+        else:
+            _LOGGER.debug("Firebase stream of %s still down: %s", self._stream_path, error)
+
+    def _stream_cancelled(self, reason: str) -> None:
+        """Stop streaming after a server `cancel` and tell the owner."""
+        self._set_connected(False)
+        self._cancelled = True
+        self._last_error = f"cancelled by the server: {reason}"
+        _LOGGER.warning("Firebase cancelled the stream of %s: %s", self._stream_path, reason)
+        try:
+            self._on_cancel(reason)
+        except Exception:
+            _LOGGER.exception("on_cancel callback failed")
+
+    async def _stream_once(self) -> None:
+        """Open the stream and apply events until it ends; raises why it ended."""
+        self._synced = False
+        self._malformed_logged = False
+        token = await self._auth.async_get_token()
+        async with self._open(
+            "GET",
+            self._db.url_for(self._stream_segments),
+            token=token,
+            params={},
+            headers={"Accept": "text/event-stream"},
+            body=None,
+            client_timeout=self._stream_timeout,
+        ) as resp:
+            if resp.status == 401:
+                raise _AuthRejected("HTTP 401")
+            if resp.status != 200:
+                async with asyncio.timeout(self._read_timeout_s):
+                    raw = await resp.content.read(_ERROR_BODY_BYTES)
+                raise _status_error(resp.status, raw, f"stream /{self._stream_path}")
+            if not resp.content_type.startswith("text/event-stream"):
+                raise FirebaseConnectionError(f"not an event stream ({resp.content_type})")
+            decoder = SSEDecoder()
+            while True:
+                async with asyncio.timeout(self._read_timeout_s):
+                    chunk = await resp.content.readany()
+                if not chunk:
+                    return
+                for event in decoder.feed(chunk):
+                    self._handle_event(event)
+
+    def _handle_event(self, event: SSEEvent) -> None:
+        """Apply one event to the mirror, or raise to end the connection."""
+        if event.event in ("put", "patch"):
+            self._apply(event)
+        elif event.event == "cancel":
+            raise FirebaseStreamCancelled(_reason(event.data, "cancelled"))
+        elif event.event == "auth_revoked":
+            raise _AuthRejected(_reason(event.data, "credential revoked"))
+        elif event.event != "keep-alive":
+            _LOGGER.debug("ignoring SSE event %r", event.event)
+
+    def _apply(self, event: SSEEvent) -> None:
+        """Apply a put/patch; a malformed one is logged and skipped."""
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            self._malformed(event, "data is not JSON")
+            return
+        if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
+            self._malformed(event, "no path")
+            return
+        data = payload.get("data")
+        if event.event == "put":
+            self._mirror, changed = apply_put(self._mirror, payload["path"], data)
+        elif isinstance(data, dict):
+            self._mirror, changed = apply_patch(self._mirror, payload["path"], data)
+        else:
+            self._malformed(event, "patch data is not an object")
+            return
+        if not self._synced:
+            self._synced = True
+            if self._last_error is not None and self._reconnects:
+                _LOGGER.info("Firebase stream of %s restored", self._stream_path)
+            self._set_connected(True)
+        try:
+            self._on_data(self._mirror, changed)
+        except Exception:
+            _LOGGER.exception("on_data callback failed")
+
+    def _malformed(self, event: SSEEvent, why: str) -> None:
+        """Log a skipped event: a warning once per connection, then debug."""
+        log = _LOGGER.debug if self._malformed_logged else _LOGGER.warning
+        self._malformed_logged = True
+        log("skipping malformed %s event (%s): %.120s", event.event, why, event.data)
+
+
+def _reason(data: str, default: str) -> str:
+    """Return the reason carried by a cancel/auth_revoked event (JSON string or plain text)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = data
+    if value is None or value == "":
+        return default
+    return value if isinstance(value, str) else json.dumps(value)
