@@ -155,9 +155,11 @@ class RTDBServer:
         """Bind and serve; self.port holds the real port afterwards."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # the only way to learn an ephemeral port
         if server is not None and getattr(server, "sockets", None):
@@ -253,9 +255,7 @@ class RTDBServer:
         """How many streams are open at or under path_prefix."""
         prefix = split_path(path_prefix)
         return sum(
-            1
-            for s in self._streams
-            if is_prefix(prefix, s.labels) and (ns is None or s.ns == ns)
+            1 for s in self._streams if is_prefix(prefix, s.labels) and (ns is None or s.ns == ns)
         )
 
     # ----- HTTP ------------------------------------------------------------------------------
@@ -309,9 +309,7 @@ class RTDBServer:
         ns = self._namespace(request)
         token = _token_of(request)
         if self.require_auth and not self._authorized(token):
-            raise _HTTPError(
-                401, "Permission denied" if token is None else "Unauthorized request."
-            )
+            raise _HTTPError(401, "Permission denied" if token is None else "Unauthorized request.")
         streaming = "text/event-stream" in request.headers.get("Accept", "")
         if method == "GET" and streaming:
             return await self._serve_stream(request, ns, labels, token)
@@ -525,6 +523,4 @@ def _json_response(
         text = json.dumps(value, indent=2, ensure_ascii=False)
     else:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return web.Response(
-        status=status, text=text, content_type="application/json", headers=headers
-    )
+    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
