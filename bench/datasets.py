@@ -271,7 +271,7 @@ def aligned_days(
     solar noon lands near 12:00 UTC; the load's home (France) has solar noon ~11:30-11:50 UTC.
     """
     _check_slot_minutes(slot_minutes)
-    if not isinstance(n_days, int) or isinstance(n_days, bool) or n_days < 1:
+    if not isinstance(n_days, int | np.integer) or isinstance(n_days, bool) or n_days < 1:
         raise ValueError(f"n_days must be a positive int, got {n_days!r}")
     load = household_load_resampled(slot_minutes)
     slots_per_day = 24 * 60 // slot_minutes
