@@ -1,0 +1,627 @@
+"""The site coordinator: the Firebase stream feeds it; every reading is decided on at once."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from datetime import datetime, timedelta
+import math
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.storage import Store
+from homeassistant.helpers.sun import is_up
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .audit import AuditLog
+from .commands import CommandWriter
+from .const import (
+    DOMAIN,
+    EVENT_BAND_CHANGED,
+    LOGGER,
+    PATH_SENSORS,
+    POLL_INTERVAL,
+    STALE_AFTER,
+    TICK_INTERVAL,
+)
+from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
+from .models import SiteConfig, SiteSnapshot, ZoneSnapshot
+from .optimizer.dispatch import DispatchInput, dispatch
+from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
+from .protocol import BoardReading, InvalidReading, parse_board_record
+
+STORAGE_VERSION = 1
+STATE_SAVE_DELAY_S = 30
+# A board clock may be off; a record whose own timestamp is older than this is stale even when
+# it just arrived (the stream's opening snapshot replays records of long-dead boards).
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=10)
+# Energy is integrated only across gaps shorter than this; a longer gap is unknown, not zero.
+MAX_INTEGRATION_GAP_S = 600.0
+MAX_REJECTIONS_KEPT = 50
+
+
+class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
+    """Holds the site's readings, decides every zone and keeps the relays there."""
+
+    config_entry: ConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        *,
+        site: SiteConfig,
+        link: FirebaseLink,
+        audit: AuditLog,
+        secret: str,
+    ) -> None:
+        """Set up state; then async_load_state, the first refresh and async_start."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {site.site_name}",
+            update_interval=POLL_INTERVAL,
+            always_update=True,
+        )
+        self.site = site
+        self.link = link
+        self.audit = audit
+        self.readings: dict[str, BoardReading] = {}
+        self.relay_changed_at: dict[str, datetime] = {}
+        self.requests: dict[str, bool] = {}
+        self.overrides: dict[str, Override] = {}
+        self.energy_kwh: dict[str, float] = {}
+        self.band: Band | None = None
+        self.decision: Decision | None = None
+        self.rejections: Counter[str] = Counter()
+        self.recent_rejections: deque[dict[str, Any]] = deque(maxlen=MAX_REJECTIONS_KEPT)
+        self.unknown_zones: set[str] = set()
+        self.stream_cancelled: str | None = None
+        self._seq = 0
+        self._last_site_integration: datetime | None = None
+        self._last_site_power: tuple[float, float] | None = None  # (solar W, load W)
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
+        )
+        self.commands = CommandWriter(
+            hass,
+            entry_id=entry.entry_id,
+            link=link,
+            secret=secret,
+            create_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+            next_seq=self._next_seq,
+            zone_name=self._zone_name,
+        )
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    async def async_load_state(self) -> None:
+        """Restore the command sequence, requests, overrides and energy counters."""
+        data = await self._store.async_load() or {}
+        self._seq = int(data.get("seq", 0))
+        self.requests = {k: bool(v) for k, v in data.get("requests", {}).items()}
+        now = dt_util.utcnow()
+        for zone_id, raw in data.get("overrides", {}).items():
+            try:
+                override = Override(
+                    on=bool(raw["on"]),
+                    reason=str(raw["reason"]),
+                    expires=dt_util.parse_datetime(raw["expires"]) or now,
+                    user_id=raw.get("user_id"),
+                )
+            except (KeyError, TypeError):
+                continue
+            if override.expires > now:
+                self.overrides[zone_id] = override
+        self.energy_kwh = {
+            k: float(v) for k, v in data.get("energy_kwh", {}).items() if math.isfinite(v)
+        }
+
+    @callback
+    def _state_to_save(self) -> dict[str, Any]:
+        """The persisted part of the coordinator."""
+        return {
+            "seq": self._seq,
+            "requests": self.requests,
+            "overrides": {
+                z: {
+                    "on": o.on,
+                    "reason": o.reason,
+                    "expires": o.expires.isoformat(),
+                    "user_id": o.user_id,
+                }
+                for z, o in self.overrides.items()
+            },
+            "energy_kwh": self.energy_kwh,
+        }
+
+    @callback
+    def _save_soon(self) -> None:
+        """Persist within a few seconds."""
+        self._store.async_delay_save(self._state_to_save, STATE_SAVE_DELAY_S)
+
+    async def async_shutdown(self) -> None:
+        """Flush state on unload and at stop."""
+        await super().async_shutdown()
+        await self._store.async_save(self._state_to_save())
+
+    @callback
+    def _next_seq(self, now: datetime) -> int:
+        """A command sequence number that only grows, across restarts too."""
+        # Milliseconds since the epoch keep it monotonic even if the last save was lost.
+        self._seq = max(self._seq + 1, int(now.timestamp() * 1000))
+        self._save_soon()
+        return self._seq
+
+    def _zone_name(self, zone_id: str) -> str:
+        """A zone's display name."""
+        zone = self.site.zone(zone_id)
+        return zone.name if zone else zone_id
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    @callback
+    def async_start(self) -> None:
+        """Start the stream and the tick; both stop with the entry."""
+        entry = self.config_entry
+        self.link.start(
+            lambda coro: entry.async_create_background_task(self.hass, coro, f"{DOMAIN} stream")
+        )
+        entry.async_on_unload(async_track_time_interval(self.hass, self._async_tick, TICK_INTERVAL))
+
+    async def _async_update_data(self) -> SiteSnapshot:
+        """Poll sensors/ over REST: at setup, and only while the stream is down."""
+        try:
+            raw = await self.link.async_get(PATH_SENSORS)
+        except FirebaseAuthError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="invalid_auth"
+            ) from err
+        except FirebaseError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        mirror = raw if isinstance(raw, dict) else {}
+        now = dt_util.utcnow()
+        self._ingest(now, mirror, set(mirror) | set(self.readings))
+        return self._evaluate(now)
+
+    # ---- stream callbacks ----------------------------------------------------------------
+
+    @callback
+    def on_data(self, mirror: dict[str, Any], keys: set[str]) -> None:
+        """Every stream event: ingest the changed boards and decide at once."""
+        now = dt_util.utcnow()
+        self._ingest(now, mirror, keys)
+        self.async_set_updated_data(self._evaluate(now))
+
+    @callback
+    def on_connection(self, up: bool) -> None:
+        """No polling while the stream is up; poll (and refresh now) when it drops."""
+        if up:
+            self.update_interval = None
+            if self.stream_cancelled:
+                self.stream_cancelled = None
+                ir.async_delete_issue(self.hass, DOMAIN, self._cancel_issue_id)
+        else:
+            self.update_interval = POLL_INTERVAL
+            self.hass.async_create_task(self.async_request_refresh())
+        if self.data is not None:
+            self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+
+    @callback
+    def on_cancel(self, reason: str) -> None:
+        """The database cancelled the stream (rules changed): raise a repair issue."""
+        self.stream_cancelled = reason or "cancel"
+        LOGGER.error("Firebase cancelled the sensors stream: %s", reason)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._cancel_issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="stream_cancelled",
+            translation_placeholders={"site": self.site.site_name, "reason": reason or "-"},
+        )
+        self.on_connection(False)
+
+    @property
+    def _cancel_issue_id(self) -> str:
+        """The stream-cancelled repair issue of this entry."""
+        return f"stream_cancelled_{self.config_entry.entry_id}"
+
+    @callback
+    def _async_tick(self, _now: datetime) -> None:
+        """Timers: overrides expire, boards go stale, commands retry and heartbeat."""
+        if self.data is None:
+            return
+        self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+
+    # ---- ingest --------------------------------------------------------------------------
+
+    @callback
+    def _ingest(self, now: datetime, mirror: dict[str, Any], keys: set[str]) -> None:
+        """Validate and keep the boards' records; reject bad ones with a logged reason."""
+        for zone_id in keys:
+            raw = mirror.get(zone_id)
+            if raw is None:
+                continue  # deleted node: keep the last good reading until it goes stale
+            if self.site.zone(zone_id) is None:
+                if zone_id not in self.unknown_zones:
+                    self.unknown_zones.add(zone_id)
+                    LOGGER.warning(
+                        "Board %s reports but is not a configured zone; add it as a zone",
+                        zone_id,
+                    )
+                continue
+            try:
+                reading = parse_board_record(zone_id, raw, now)
+            except InvalidReading as err:
+                self._reject(now, zone_id, err)
+                continue
+            self._accept(reading)
+        self._integrate_site(now)
+
+    @callback
+    def _reject(self, now: datetime, zone_id: str, err: InvalidReading) -> None:
+        """Count and log a rejected record (once per zone and reason until it recovers)."""
+        key = f"{zone_id}:{err.reason}"
+        if self.rejections[key] == 0:
+            LOGGER.warning("Rejected a record from %s: %s", zone_id, err)
+        else:
+            LOGGER.debug("Rejected a record from %s: %s", zone_id, err)
+        self.rejections[key] += 1
+        self.recent_rejections.append(
+            {"at": now.isoformat(), "zone_id": zone_id, "reason": err.reason, "detail": err.detail}
+        )
+
+    @callback
+    def _accept(self, reading: BoardReading) -> None:
+        """Keep a valid reading: track relay changes and integrate the zone's energy."""
+        previous = self.readings.get(reading.zone_id)
+        if previous is not None:
+            if previous.relay_on != reading.relay_on:
+                self.relay_changed_at[reading.zone_id] = reading.received_at
+            dt_s = (reading.received_at - previous.received_at).total_seconds()
+            if 0 < dt_s <= MAX_INTEGRATION_GAP_S:
+                avg_w = (previous.output_power_w + reading.output_power_w) / 2
+                self._add_energy(f"zone:{reading.zone_id}", avg_w * dt_s / 3_600_000)
+        self.readings[reading.zone_id] = reading
+
+    @callback
+    def _add_energy(self, key: str, kwh: float) -> None:
+        """Add to a total_increasing counter."""
+        if kwh > 0 and math.isfinite(kwh):
+            self.energy_kwh[key] = self.energy_kwh.get(key, 0.0) + kwh
+            self._save_soon()
+
+    @callback
+    def _integrate_site(self, now: datetime) -> None:
+        """Integrate site solar and consumption energy between evaluations."""
+        solar_w, load_w = self._site_power(now)
+        if solar_w is None or load_w is None:
+            self._last_site_power = None
+            self._last_site_integration = None
+            return
+        if self._last_site_power is not None and self._last_site_integration is not None:
+            dt_s = (now - self._last_site_integration).total_seconds()
+            if 0 < dt_s <= MAX_INTEGRATION_GAP_S:
+                prev_solar, prev_load = self._last_site_power
+                self._add_energy("site:solar", (prev_solar + solar_w) / 2 * dt_s / 3_600_000)
+                self._add_energy("site:consumption", (prev_load + load_w) / 2 * dt_s / 3_600_000)
+        self._last_site_power = (solar_w, load_w)
+        self._last_site_integration = now
+
+    # ---- views of the readings -----------------------------------------------------------
+
+    def is_online(self, zone_id: str, now: datetime) -> bool:
+        """A board is online while its last record is fresh (by arrival and by its own clock)."""
+        reading = self.readings.get(zone_id)
+        if reading is None:
+            return False
+        return (
+            now - reading.received_at <= STALE_AFTER
+            and now - reading.measured_at <= STALE_AFTER + CLOCK_SKEW_TOLERANCE
+        )
+
+    def _freshest(self, now: datetime) -> BoardReading | None:
+        """The most recent record of an online board: the site battery as boards see it."""
+        fresh = [r for z, r in self.readings.items() if self.is_online(z, now)]
+        return max(fresh, key=lambda r: r.received_at, default=None)
+
+    def _site_power(self, now: datetime) -> tuple[float | None, float | None]:
+        """(solar W, load W) from online boards."""
+        freshest = self._freshest(now)
+        if freshest is None:
+            return None, None
+        load = sum(r.output_power_w for z, r in self.readings.items() if self.is_online(z, now))
+        return freshest.solar_w, load
+
+    # ---- decide --------------------------------------------------------------------------
+
+    @callback
+    def _evaluate(self, now: datetime) -> SiteSnapshot:
+        """Run the policy, greedy dispatch and balancer; reconcile commands; build the snapshot."""
+        self._expire_overrides(now)
+        freshest = self._freshest(now)
+        solar_w, load_w = self._site_power(now)
+        soc = freshest.soc_pct if freshest else math.nan
+        reading = SiteReading(
+            soc_pct=soc,
+            solar_w=solar_w or 0.0,
+            load_w=load_w or 0.0,
+            power_limit_w=self.site.power_limit_w,
+            sun_up=is_up(self.hass, now),
+        )
+        states = {
+            zone.zone_id: ZoneState(
+                zone_id=zone.zone_id,
+                relay_on=bool(r.relay_on) if (r := self.readings.get(zone.zone_id)) else False,
+                power_w=r.output_power_w if r else 0.0,
+                last_change=self.relay_changed_at.get(zone.zone_id),
+                request_on=self.requests.get(zone.zone_id),
+                override=self.overrides.get(zone.zone_id),
+            )
+            for zone in self.site.zones
+        }
+        decision = dispatch(
+            DispatchInput(
+                now=now,
+                reading=reading,
+                previous_band=self.band,
+                thresholds=self.site.thresholds,
+                zones=self.site.zones,
+                states=states,
+            )
+        )
+        # Without any fresh board the SoC is unknown: keep the last band rather than guess.
+        if freshest is not None:
+            self._record_changes(now, decision, soc)
+            self.band = decision.band
+        self.decision = decision
+        online = {z.zone_id: self.is_online(z.zone_id, now) for z in self.site.zones}
+        confirmed = {
+            z.zone_id: (r.relay_on if (r := self.readings.get(z.zone_id)) else None)
+            for z in self.site.zones
+        }
+        if self.site.control_auto and freshest is not None:
+            self.commands.reconcile(
+                now,
+                {z: (d.on, d.reason) for z, d in decision.zones.items()},
+                confirmed,
+                online,
+            )
+        return self._snapshot(
+            now,
+            decision=decision,
+            freshest=freshest,
+            solar_w=solar_w,
+            load_w=load_w,
+            online=online,
+            confirmed=confirmed,
+        )
+
+    @callback
+    def _expire_overrides(self, now: datetime) -> None:
+        """Drop overrides past their expiry, audited."""
+        for zone_id, override in list(self.overrides.items()):
+            if override.expires <= now:
+                del self.overrides[zone_id]
+                self._save_soon()
+                self.audit.record(
+                    now=now,
+                    actor="system",
+                    actor_name="Microgrid",
+                    action="override_expired",
+                    zone_id=zone_id,
+                    on=override.on,
+                    reason=override.reason,
+                )
+
+    @callback
+    def _record_changes(self, now: datetime, decision: Decision, soc: float) -> None:
+        """Audit band changes and every change of a zone's decided state."""
+        if decision.band != self.band:
+            LOGGER.info("Operating band %s -> %s at SoC %.1f %%", self.band, decision.band, soc)
+            self.hass.bus.async_fire(
+                EVENT_BAND_CHANGED,
+                {
+                    "entry_id": self.config_entry.entry_id,
+                    "from": self.band,
+                    "to": decision.band,
+                    "soc_pct": soc,
+                },
+            )
+            self.audit.record(
+                now=now,
+                actor="policy",
+                actor_name="Microgrid policy",
+                action="band_changed",
+                message=f"operating band {decision.band} (battery {soc:.0f} %)",
+                previous=self.band,
+                band=decision.band,
+                soc_pct=soc,
+            )
+        previous = self.decision.zones if self.decision else {}
+        for zone_id, zone_decision in decision.zones.items():
+            before = previous.get(zone_id)
+            if before is not None and before.on == zone_decision.on:
+                continue
+            self.audit.record(
+                now=now,
+                actor="policy" if zone_decision.forced else "optimizer",
+                actor_name="Microgrid policy" if zone_decision.forced else "Microgrid optimizer",
+                action="zone_decision",
+                zone_id=zone_id,
+                message=(
+                    f"{self._zone_name(zone_id)} "
+                    f"{'on' if zone_decision.on else 'off'} ({zone_decision.reason})"
+                ),
+                on=zone_decision.on,
+                reason=zone_decision.reason,
+                forced=zone_decision.forced,
+                band=decision.band,
+                soc_pct=soc,
+                control="auto" if self.site.control_auto else "monitor",
+            )
+
+    def _snapshot(
+        self,
+        now: datetime,
+        *,
+        decision: Decision,
+        freshest: BoardReading | None,
+        solar_w: float | None,
+        load_w: float | None,
+        online: dict[str, bool],
+        confirmed: dict[str, bool | None],
+    ) -> SiteSnapshot:
+        """The immutable view the entities read."""
+        zones = {}
+        for zone in self.site.zones:
+            zd = decision.zones.get(zone.zone_id)
+            zones[zone.zone_id] = ZoneSnapshot(
+                zone=zone,
+                reading=self.readings.get(zone.zone_id),
+                online=online[zone.zone_id],
+                relay_on=confirmed[zone.zone_id],
+                desired_on=zd.on if zd else None,
+                reason=zd.reason if zd else None,
+                forced=zd.forced if zd else False,
+                pending=self.commands.pending.get(zone.zone_id),
+                energy_kwh=self.energy_kwh.get(f"zone:{zone.zone_id}", 0.0),
+            )
+        return SiteSnapshot(
+            now=now,
+            connected=self.link.connected,
+            soc_pct=freshest.soc_pct if freshest else None,
+            voltage_v=freshest.battery_voltage_v if freshest else None,
+            solar_w=solar_w,
+            load_w=load_w,
+            band=self.band,
+            decision=decision,
+            zones=zones,
+            solar_energy_kwh=self.energy_kwh.get("site:solar", 0.0),
+            consumption_energy_kwh=self.energy_kwh.get("site:consumption", 0.0),
+        )
+
+    # ---- people's requests ---------------------------------------------------------------
+
+    @callback
+    def async_set_request(
+        self, zone_id: str, on: bool | None, *, actor: str, actor_name: str
+    ) -> None:
+        """A household's or admin's toggle (None: back to automatic), decided at once."""
+        now = dt_util.utcnow()
+        if on is None:
+            self.requests.pop(zone_id, None)
+        else:
+            self.requests[zone_id] = on
+        self._save_soon()
+        self.audit.record(
+            now=now,
+            actor=actor,
+            actor_name=actor_name,
+            action="zone_request",
+            zone_id=zone_id,
+            message=f"{actor_name} asked {self._zone_name(zone_id)} "
+            f"{'auto' if on is None else ('on' if on else 'off')}",
+            on=on,
+        )
+        self.async_set_updated_data(self._evaluate(now))
+
+    @callback
+    def async_set_override(
+        self,
+        zone_id: str,
+        on: bool,
+        *,
+        reason: str,
+        duration: timedelta,
+        actor: str,
+        actor_name: str,
+    ) -> Override:
+        """An admin override: forces the zone until it expires, audited."""
+        now = dt_util.utcnow()
+        override = Override(on=on, reason=reason, expires=now + duration, user_id=actor)
+        self.overrides[zone_id] = override
+        self._save_soon()
+        self.audit.record(
+            now=now,
+            actor=actor,
+            actor_name=actor_name,
+            action="override_set",
+            zone_id=zone_id,
+            message=f"{actor_name} forced {self._zone_name(zone_id)} {'on' if on else 'off'}: "
+            f"{reason}",
+            on=on,
+            reason=reason,
+            expires=override.expires.isoformat(),
+        )
+        self.async_set_updated_data(self._evaluate(now))
+        return override
+
+    @callback
+    def async_clear_override(self, zone_id: str, *, actor: str, actor_name: str) -> bool:
+        """Remove an override; False when there was none."""
+        if self.overrides.pop(zone_id, None) is None:
+            return False
+        now = dt_util.utcnow()
+        self._save_soon()
+        self.audit.record(
+            now=now,
+            actor=actor,
+            actor_name=actor_name,
+            action="override_cleared",
+            zone_id=zone_id,
+            message=f"{actor_name} cleared the override of {self._zone_name(zone_id)}",
+        )
+        self.async_set_updated_data(self._evaluate(now))
+        return True
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Internal state for the diagnostics dump (no secrets here)."""
+        return {
+            "band": self.band,
+            "readings": {
+                z: {
+                    "soc_pct": r.soc_pct,
+                    "battery_voltage_v": r.battery_voltage_v,
+                    "output_power_w": r.output_power_w,
+                    "solar_w": r.solar_w,
+                    "relay_on": r.relay_on,
+                    "measured_at": r.measured_at.isoformat(),
+                    "received_at": r.received_at.isoformat(),
+                    "mode": r.mode,
+                }
+                for z, r in self.readings.items()
+            },
+            "requests": self.requests,
+            "overrides": {
+                z: {"on": o.on, "reason": o.reason, "expires": o.expires.isoformat()}
+                for z, o in self.overrides.items()
+            },
+            "rejections": dict(self.rejections),
+            "recent_rejections": list(self.recent_rejections),
+            "unknown_zones": sorted(self.unknown_zones),
+            "stream": {
+                "connected": self.link.connected,
+                "reconnects": self.link.reconnects,
+                "last_error": self.link.last_error,
+                "cancelled": self.stream_cancelled,
+            },
+            "commands": {
+                "pending": {z: p.as_dict() for z, p in self.commands.pending.items()},
+                "writes": self.commands.writes,
+                "write_errors": self.commands.write_errors,
+                "failed": sorted(self.commands.failed),
+            },
+            "energy_kwh": self.energy_kwh,
+        }

@@ -1,0 +1,196 @@
+"""Sensors: the site's battery, solar, load, energy and band; each zone's power and energy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    PERCENTAGE,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfPower,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .entity import MicrogridEntity, MicrogridZoneEntity
+from .models import MicrogridConfigEntry, SiteSnapshot, ZoneSnapshot
+from .optimizer.model import Band
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteSensorDescription(SensorEntityDescription):
+    """A site sensor read from the snapshot."""
+
+    value_fn: Callable[[SiteSnapshot], StateType]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneSensorDescription(SensorEntityDescription):
+    """A zone sensor read from the zone's snapshot."""
+
+    value_fn: Callable[[ZoneSnapshot], StateType]
+    needs_online: bool = True
+
+
+SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
+    SiteSensorDescription(
+        key="battery_soc",
+        translation_key="battery_soc",
+        device_class=SensorDeviceClass.BATTERY,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.soc_pct,
+    ),
+    SiteSensorDescription(
+        key="battery_voltage",
+        translation_key="battery_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda s: s.voltage_v,
+    ),
+    SiteSensorDescription(
+        key="solar_power",
+        translation_key="solar_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda s: s.solar_w,
+    ),
+    SiteSensorDescription(
+        key="load_power",
+        translation_key="load_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda s: s.load_w,
+    ),
+    SiteSensorDescription(
+        key="net_power",
+        translation_key="net_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda s: s.net_w,
+    ),
+    SiteSensorDescription(
+        key="solar_energy",
+        translation_key="solar_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda s: round(s.solar_energy_kwh, 6),
+    ),
+    SiteSensorDescription(
+        key="consumption_energy",
+        translation_key="consumption_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda s: round(s.consumption_energy_kwh, 6),
+    ),
+    SiteSensorDescription(
+        key="operating_band",
+        translation_key="operating_band",
+        device_class=SensorDeviceClass.ENUM,
+        options=[band.value for band in Band],
+        value_fn=lambda s: s.band.value if s.band else None,
+    ),
+)
+
+ZONE_SENSORS: tuple[ZoneSensorDescription, ...] = (
+    ZoneSensorDescription(
+        key="power",
+        translation_key="zone_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda z: z.power_w,
+    ),
+    ZoneSensorDescription(
+        key="energy",
+        translation_key="zone_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        # A counter stays meaningful while the board is away.
+        needs_online=False,
+        value_fn=lambda z: round(z.energy_kwh, 6),
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: MicrogridConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the site sensors and each zone's sensors (zones under their subentries)."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(SiteSensor(coordinator, d) for d in SITE_SENSORS)
+    for zone in coordinator.site.zones:
+        async_add_entities(
+            (ZoneSensor(coordinator, zone.zone_id, d) for d in ZONE_SENSORS),
+            config_subentry_id=coordinator.site.zone_subentry.get(zone.zone_id),
+        )
+
+
+class SiteSensor(MicrogridEntity, SensorEntity):
+    """A site-level sensor."""
+
+    entity_description: SiteSensorDescription
+
+    def __init__(self, coordinator, description: SiteSensorDescription) -> None:  # type: ignore[no-untyped-def]
+        """Describe it."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """The value from the snapshot."""
+        data = self.coordinator.data
+        return self.entity_description.value_fn(data) if data else None
+
+
+class ZoneSensor(MicrogridZoneEntity, SensorEntity):
+    """A zone-level sensor."""
+
+    entity_description: ZoneSensorDescription
+
+    def __init__(self, coordinator, zone_id: str, description: ZoneSensorDescription) -> None:  # type: ignore[no-untyped-def]
+        """Describe it."""
+        super().__init__(coordinator, zone_id, description.key)
+        self.entity_description = description
+
+    @property
+    def available(self) -> bool:
+        """Counters stay available while the board is away; measurements do not."""
+        if not self.entity_description.needs_online:
+            return self.coordinator.last_update_success and self.zone_snapshot is not None
+        return super().available
+
+    @property
+    def native_value(self) -> StateType:
+        """The value from the zone's snapshot."""
+        snap = self.zone_snapshot
+        return self.entity_description.value_fn(snap) if snap else None
