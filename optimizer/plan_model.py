@@ -1,0 +1,246 @@
+"""The day planner's inputs and output: battery, deferrable jobs, PlanInput and Plan.
+
+Frozen, keyword-only dataclasses; units live in the names; the clock is always an argument.
+Bad input raises ValueError with a message naming the field (never a crash further down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import math
+
+from .model import PriorityClass, Zone
+
+MAX_HORIZON_SLOTS = 576
+CLASS_ORDER = (
+    PriorityClass.CRITICAL,
+    PriorityClass.SEMI_CRITICAL,
+    PriorityClass.NON_CRITICAL,
+    PriorityClass.DEFERRABLE,
+)
+# Objective weight per Wh served: each class dwarfs everything the classes below it can add.
+CLASS_WEIGHT_PER_WH = {
+    PriorityClass.CRITICAL: 1e6,
+    PriorityClass.SEMI_CRITICAL: 1e4,
+    PriorityClass.NON_CRITICAL: 1e2,
+    PriorityClass.DEFERRABLE: 1.0,
+}
+
+
+def _require(ok: bool, message: str) -> None:
+    """Raise ValueError(message) unless ok."""
+    if not ok:
+        raise ValueError(message)
+
+
+def _finite_nonneg(value: float, name: str) -> None:
+    """Reject NaN, infinity and negative numbers for a physical quantity."""
+    _require(
+        isinstance(value, int | float) and math.isfinite(value) and value >= 0,
+        f"{name} must be a finite number >= 0, got {value!r}",
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReserveBands:
+    """The SoC (percent) below which each class may no longer draw on the battery."""
+
+    critical_pct: float = 0.0
+    semi_critical_pct: float = 10.0
+    non_critical_pct: float = 20.0
+    deferrable_pct: float = 20.0
+
+    def __post_init__(self) -> None:
+        """Check each band is a percentage and lower classes stop no lower than higher ones."""
+        values = (self.critical_pct, self.semi_critical_pct, self.non_critical_pct,
+                  self.deferrable_pct)
+        for name, value in zip(("critical", "semi_critical", "non_critical", "deferrable"),
+                               values):
+            _finite_nonneg(value, f"reserve {name}_pct")
+            _require(value <= 100, f"reserve {name}_pct must be <= 100, got {value}")
+        _require(list(values) == sorted(values),
+                 "reserve bands must not decrease from critical to deferrable")
+
+    def pct_for(self, priority: PriorityClass) -> float:
+        """The reserve band of one class."""
+        return {
+            PriorityClass.CRITICAL: self.critical_pct,
+            PriorityClass.SEMI_CRITICAL: self.semi_critical_pct,
+            PriorityClass.NON_CRITICAL: self.non_critical_pct,
+            PriorityClass.DEFERRABLE: self.deferrable_pct,
+        }[priority]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Battery:
+    """The site battery: size, state now, reserves and power/efficiency ratings."""
+
+    capacity_wh: float
+    soc_pct: float
+    max_charge_w: float
+    max_discharge_w: float
+    charge_eff: float = 0.95
+    discharge_eff: float = 0.95
+    reserve: ReserveBands = field(default_factory=ReserveBands)
+
+    def __post_init__(self) -> None:
+        """Reject impossible batteries."""
+        _finite_nonneg(self.capacity_wh, "battery capacity_wh")
+        _require(self.capacity_wh > 0, "battery capacity_wh must be > 0")
+        _finite_nonneg(self.soc_pct, "battery soc_pct")
+        _require(self.soc_pct <= 100, f"battery soc_pct must be <= 100, got {self.soc_pct}")
+        _finite_nonneg(self.max_charge_w, "battery max_charge_w")
+        _finite_nonneg(self.max_discharge_w, "battery max_discharge_w")
+        for name, eff in (("charge_eff", self.charge_eff), ("discharge_eff", self.discharge_eff)):
+            _require(isinstance(eff, int | float) and 0 < eff <= 1,
+                     f"battery {name} must be in (0, 1], got {eff!r}")
+
+    @property
+    def energy_wh(self) -> float:
+        """Stored energy now."""
+        return self.capacity_wh * self.soc_pct / 100.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeferrableJob:
+    """A run a deferrable zone must deliver: energy between earliest start and deadline."""
+
+    zone_id: str
+    energy_wh: float
+    earliest: datetime
+    deadline: datetime
+    splittable: bool = False
+    job_id: str = ""  # empty: "<zone_id>@<earliest isoformat>"
+    started: bool = False  # a non-splittable job already running must continue from slot 0
+
+    def __post_init__(self) -> None:
+        """Reject empty or backwards jobs."""
+        _finite_nonneg(self.energy_wh, f"job {self.zone_id} energy_wh")
+        _require(self.energy_wh > 0, f"job {self.zone_id} energy_wh must be > 0")
+        _require(self.earliest.tzinfo is not None and self.deadline.tzinfo is not None,
+                 f"job {self.zone_id} earliest/deadline must be timezone-aware")
+        _require(self.deadline > self.earliest,
+                 f"job {self.zone_id} deadline must be after earliest")
+
+    @property
+    def name(self) -> str:
+        """A stable name for reports."""
+        return self.job_id or f"{self.zone_id}@{self.earliest.isoformat()}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanInput:
+    """Everything the day planner needs; forecasts are per slot from `now` (slot 0)."""
+
+    now: datetime
+    battery: Battery
+    inverter_limit_w: float
+    zones: tuple[Zone, ...]
+    pv_w: tuple[float, ...]
+    # Per zone, the power it draws when on, per slot. Missing zone: its rated_w every slot.
+    # Deferrable zones draw their rated_w only while running a job; their rows are ignored.
+    demand_w: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    jobs: tuple[DeferrableJob, ...] = ()
+    relay_on: Mapping[str, bool] = field(default_factory=dict)
+    slot_minutes: int = 5
+    horizon_slots: int = 288
+    switch_cost: float = 0.5  # objective units per relay switch (1 unit = 1 deferrable Wh)
+    emergency_pct: float = 10.0  # at or above it the plan keeps critical zones on
+
+    def __post_init__(self) -> None:
+        """Validate shapes and numbers once, so the planner never meets bad data."""
+        _require(self.now.tzinfo is not None, "now must be timezone-aware")
+        _require(isinstance(self.slot_minutes, int) and 1 <= self.slot_minutes <= 60,
+                 f"slot_minutes must be an integer in 1..60, got {self.slot_minutes!r}")
+        _require(isinstance(self.horizon_slots, int)
+                 and 1 <= self.horizon_slots <= MAX_HORIZON_SLOTS,
+                 f"horizon_slots must be in 1..{MAX_HORIZON_SLOTS}, got {self.horizon_slots!r}")
+        _finite_nonneg(self.inverter_limit_w, "inverter_limit_w")
+        _finite_nonneg(self.switch_cost, "switch_cost")
+        _finite_nonneg(self.emergency_pct, "emergency_pct")
+        _require(len(self.pv_w) == self.horizon_slots,
+                 f"pv_w has {len(self.pv_w)} slots, horizon_slots is {self.horizon_slots}")
+        for i, value in enumerate(self.pv_w):
+            _finite_nonneg(value, f"pv_w[{i}]")
+        ids = [z.zone_id for z in self.zones]
+        _require(len(set(ids)) == len(ids), "zone ids must be unique")
+        for zone in self.zones:
+            _finite_nonneg(zone.rated_w, f"zone {zone.zone_id} rated_w")
+        known = set(ids)
+        for zone_id, row in self.demand_w.items():
+            _require(zone_id in known, f"demand_w names unknown zone {zone_id!r}")
+            _require(len(row) == self.horizon_slots,
+                     f"demand_w[{zone_id}] has {len(row)} slots, "
+                     f"horizon_slots is {self.horizon_slots}")
+            for i, value in enumerate(row):
+                _finite_nonneg(value, f"demand_w[{zone_id}][{i}]")
+        by_id = {z.zone_id: z for z in self.zones}
+        for job in self.jobs:
+            _require(job.zone_id in known, f"job names unknown zone {job.zone_id!r}")
+            _require(by_id[job.zone_id].rated_w > 0,
+                     f"job zone {job.zone_id} needs rated_w > 0 to deliver energy")
+
+    @property
+    def slot(self) -> timedelta:
+        """The slot length."""
+        return timedelta(minutes=self.slot_minutes)
+
+    @property
+    def slot_h(self) -> float:
+        """The slot length in hours (W * slot_h = Wh)."""
+        return self.slot_minutes / 60.0
+
+    def zone_demand_w(self, zone: Zone) -> tuple[float, ...]:
+        """The forecast power of a zone per slot (its rating when no forecast is given)."""
+        row = self.demand_w.get(zone.zone_id)
+        return tuple(row) if row is not None else (zone.rated_w,) * self.horizon_slots
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobPlan:
+    """Where the plan puts one deferrable job."""
+
+    job_id: str
+    zone_id: str
+    start: datetime | None  # first slot it runs; None: not scheduled
+    slots: tuple[int, ...]  # slot indices it runs in
+    planned_wh: float
+    energy_wh: float
+
+    @property
+    def complete(self) -> bool:
+        """Whether the planned runs deliver the whole job."""
+        return self.planned_wh >= self.energy_wh - 1e-6
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """The day plan: per-slot zone states, SoC trajectory, energy per class, job starts."""
+
+    slot_start: tuple[datetime, ...]
+    zone_on: Mapping[str, tuple[bool, ...]]
+    soc_pct: tuple[float, ...]  # len(slot_start) + 1: at each slot start and the horizon end
+    served_wh: Mapping[PriorityClass, float]
+    unserved_wh: Mapping[PriorityClass, float]
+    job_starts: Mapping[str, datetime | None]  # per deferrable zone: its first planned job start
+    jobs: tuple[JobPlan, ...]
+    unmet: tuple[str, ...]
+    objective: float
+    switches: int
+    slot_minutes: int
+
+    def slot_index(self, now: datetime) -> int | None:
+        """The slot `now` falls in, or None when it is outside the horizon."""
+        if not self.slot_start:
+            return None
+        index = math.floor((now - self.slot_start[0]) / timedelta(minutes=self.slot_minutes))
+        return index if 0 <= index < len(self.slot_start) else None
+
+    def planned_on_at(self, now: datetime) -> dict[str, bool] | None:
+        """The planned zone states for the slot holding `now`; None past the horizon."""
+        index = self.slot_index(now)
+        if index is None:
+            return None
+        return {zone_id: states[index] for zone_id, states in self.zone_on.items()}

@@ -1,0 +1,467 @@
+"""The day planner: a SoC-discretised dynamic programme over slots, one class tier at a time.
+
+Structure instead of enumeration: classes are planned strictly in priority order (critical,
+semi-critical, non-critical, then deferrable jobs by deadline). Within a class the zones form one
+aggregate whose levels switch zones on in a fixed fill order (smallest first, so the menu is
+fine-grained and relays do not shuffle). Each tier is a backward DP over a grid of stored energy
+(values interpolated between grid points), then an exact forward pass picks the best level per
+slot from the real state of charge. Every later tier sees an energy floor per slot that keeps the
+plans of the tiers above it feasible, so a lower class can never starve a higher one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+import math
+
+import numpy as np
+
+from .model import PriorityClass, Zone
+from .plan_model import (
+    CLASS_ORDER,
+    CLASS_WEIGHT_PER_WH,
+    DeferrableJob,
+    JobPlan,
+    Plan,
+    PlanInput,
+)
+
+GRID_POINTS = 64
+_EPS_WH = 1e-6
+_NEG = -1e18
+_TIE = 1e-9  # prefers the higher level when values tie (serve now rather than later)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Physics:
+    """The battery and inverter limits the plan must respect, in Wh, W and hours."""
+
+    capacity_wh: float
+    max_charge_w: float
+    max_discharge_w: float
+    charge_eff: float
+    discharge_eff: float
+    inverter_limit_w: float
+    slot_h: float
+
+
+def physics_of(inp: PlanInput) -> Physics:
+    """The physics of a plan input."""
+    bat = inp.battery
+    return Physics(
+        capacity_wh=bat.capacity_wh,
+        max_charge_w=bat.max_charge_w,
+        max_discharge_w=bat.max_discharge_w,
+        charge_eff=bat.charge_eff,
+        discharge_eff=bat.discharge_eff,
+        inverter_limit_w=inp.inverter_limit_w,
+        slot_h=inp.slot_h,
+    )
+
+
+def step_energy_wh(energy_wh, load_w, pv_w, phys: Physics):
+    """Stored energy after one slot with this load and PV (surplus charges, capped; no limits)."""
+    net_w = np.asarray(load_w, dtype=float) - pv_w
+    discharged = energy_wh - np.maximum(net_w, 0.0) * phys.slot_h / phys.discharge_eff
+    charge_w = np.minimum(np.maximum(-net_w, 0.0), phys.max_charge_w)
+    charged = np.minimum(phys.capacity_wh, energy_wh + charge_w * phys.charge_eff * phys.slot_h)
+    return np.where(net_w >= 0.0, discharged, charged)
+
+
+def power_ok(load_w, pv_w, phys: Physics):
+    """Whether a load fits the inverter and the battery's discharge rating."""
+    load = np.asarray(load_w, dtype=float)
+    return (load <= phys.inverter_limit_w + 1e-9) & (load - pv_w <= phys.max_discharge_w + 1e-9)
+
+
+def min_end_energy_wh(
+    load_w: np.ndarray, floor_end_wh: np.ndarray, pv_w: np.ndarray, phys: Physics
+) -> np.ndarray:
+    """Per slot, the least energy at its end that keeps the fixed load feasible to the horizon."""
+    n_slots = len(load_w)
+    required = 0.0  # needed at the start of slot t+1
+    target = np.zeros(n_slots)
+    for t in range(n_slots - 1, -1, -1):
+        target[t] = max(required, floor_end_wh[t])
+        net_w = load_w[t] - pv_w[t]
+        if net_w >= 0:
+            required = target[t] + net_w * phys.slot_h / phys.discharge_eff
+        else:
+            charge_wh = min(-net_w, phys.max_charge_w) * phys.charge_eff * phys.slot_h
+            required = max(0.0, target[t] - charge_wh)
+    return np.minimum(target, phys.capacity_wh)
+
+
+def _interp_rows(x: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of `values` (modes, N) on `grid` at x (modes, ...) row by row."""
+    n = len(grid)
+    span = grid[-1] - grid[0]
+    if span <= _EPS_WH:
+        idx = np.zeros(x.shape, dtype=int)
+        frac = np.zeros(x.shape)
+    else:
+        pos = np.clip((x - grid[0]) / span * (n - 1), 0.0, n - 1.0)
+        idx = np.minimum(pos.astype(int), n - 2)
+        frac = pos - idx
+    rows = np.arange(values.shape[0]).reshape((-1,) + (1,) * (x.ndim - 1))
+    left = values[rows, idx]
+    right = values[rows, np.minimum(idx + 1, n - 1)]
+    return left + (right - left) * frac
+
+
+def _grids(target: np.ndarray, energy0_wh: float, phys: Physics, points: int) -> list[np.ndarray]:
+    """The energy grid per slot start: slot 0 is the state now, slot t >= 1 spans [floor, full]."""
+    grids = [np.array([energy0_wh])]
+    for t in range(1, len(target) + 1):
+        lo = min(target[t - 1], phys.capacity_wh)
+        grids.append(np.linspace(lo, phys.capacity_wh, points))
+    return grids
+
+
+def plan_levels(
+    *,
+    levels_w: np.ndarray,
+    reserve_wh: float,
+    fixed_load_w: np.ndarray,
+    target_wh: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+    switch_penalty: float,
+    level0: int,
+    force_full_above_wh: float | None = None,
+    points: int = GRID_POINTS,
+) -> np.ndarray:
+    """Best level per slot for one class aggregate (levels_w: (T, K+1), reward = energy served)."""
+    n_slots, n_levels = levels_w.shape
+    grids = _grids(target_wh, energy0_wh, phys, points)
+    values: list[np.ndarray] = [np.zeros(0)] * (n_slots + 1)
+    values[n_slots] = np.zeros(points)
+    reward = levels_w * phys.slot_h
+    has_load = np.arange(n_levels) > 0
+    for t in range(n_slots - 1, 0, -1):
+        total = fixed_load_w[t] + levels_w[t]
+        nxt = step_energy_wh(grids[t][None, :], total[:, None], pv_w[t], phys)
+        ok = (
+            power_ok(total, pv_w[t], phys)[:, None]
+            & (nxt >= target_wh[t] - _EPS_WH)
+            & (~has_load[:, None] | (nxt >= reserve_wh - _EPS_WH))
+        )
+        cont = _interp_rows(nxt, grids[t + 1], np.broadcast_to(values[t + 1], (1, points)))
+        q = np.where(ok, reward[t][:, None] + cont, _NEG)
+        values[t] = q.max(axis=0)
+    chosen = np.zeros(n_slots, dtype=int)
+    energy = energy0_wh
+    prev = level0
+    ranks = np.arange(n_levels)
+    for t in range(n_slots):
+        total = fixed_load_w[t] + levels_w[t]
+        nxt = step_energy_wh(energy, total, pv_w[t], phys)
+        ok = (
+            power_ok(total, pv_w[t], phys)
+            & (nxt >= target_wh[t] - _EPS_WH)
+            & (~has_load | (nxt >= reserve_wh - _EPS_WH))
+        )
+        ok[0] = True  # the fixed load alone is feasible by construction of target_wh
+        if force_full_above_wh is not None and energy >= force_full_above_wh:
+            best = int(np.flatnonzero(ok).max())
+        else:
+            cont = _interp_rows(nxt[None, :], grids[t + 1], values[t + 1][None, :])[0]
+            q = reward[t] + cont - switch_penalty * np.abs(ranks - prev) + _TIE * ranks
+            best = int(np.argmax(np.where(ok, q, _NEG)))
+        chosen[t] = best
+        energy = float(nxt[best])
+        prev = best
+    return chosen
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobShape:
+    """A deferrable job cut into slots: energy per run slot and the slots it may run in."""
+
+    run_wh: np.ndarray  # energy delivered in the k-th run slot
+    allowed: np.ndarray  # bool per slot
+    splittable: bool
+    start_slots: np.ndarray  # bool per slot: a non-splittable run may start here
+
+
+def job_shape(job: DeferrableJob, zone: Zone, inp: PlanInput, busy: np.ndarray) -> JobShape:
+    """The slots and per-slot energy of one job on its zone's rating."""
+    slot_wh = zone.rated_w * inp.slot_h
+    n_runs = max(1, math.ceil(job.energy_wh / slot_wh - 1e-9))
+    run_wh = np.array([min(slot_wh, job.energy_wh - k * slot_wh) for k in range(n_runs)])
+    starts = np.array([inp.now + k * inp.slot for k in range(inp.horizon_slots)])
+    allowed = np.array(
+        [s >= job.earliest and s + inp.slot <= job.deadline for s in starts], dtype=bool
+    ) & ~busy
+    start_ok = np.zeros(inp.horizon_slots, dtype=bool)
+    for t in range(inp.horizon_slots - n_runs + 1):
+        start_ok[t] = bool(allowed[t : t + n_runs].all())
+    if job.started and not job.splittable:
+        start_ok[1:] = False
+    return JobShape(run_wh=run_wh, allowed=allowed, splittable=job.splittable,
+                    start_slots=start_ok)
+
+
+def _weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left grid index and fraction of each x on an evenly spaced grid (clamped to its ends)."""
+    n = len(grid)
+    span = grid[-1] - grid[0]
+    if span <= _EPS_WH:
+        return np.zeros(x.shape, dtype=int), np.zeros(x.shape)
+    pos = np.clip((x - grid[0]) / span * (n - 1), 0.0, n - 1.0)
+    idx = np.minimum(pos.astype(int), n - 2)
+    return idx, pos - idx
+
+
+def _at(values: np.ndarray, idx: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Rows of `values` (modes, N) interpolated at the same points for every row."""
+    left = values[:, idx]
+    return left + (values[:, idx + 1] - left) * frac
+
+
+def plan_job(
+    *,
+    shape: JobShape,
+    reserve_wh: float,
+    fixed_load_w: np.ndarray,
+    target_wh: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+    points: int = GRID_POINTS,
+) -> np.ndarray:
+    """The slots one job runs in (a DP over stored energy x run slots done, within its window)."""
+    n_runs = len(shape.run_wh)
+    window = np.flatnonzero(shape.allowed)
+    if len(window) == 0 or (not shape.splittable and not shape.start_slots.any()):
+        return np.array([], dtype=int)
+    first, end = int(window[0]), int(window[-1]) + 1
+    run_w = shape.run_wh / phys.slot_h
+    grids = _grids(target_wh, energy0_wh, phys, points)
+    # After the window nothing more can run and the envelope keeps the rest feasible: value 0.
+    values: dict[int, np.ndarray] = {end: np.zeros((n_runs + 1, points))}
+    gain = np.concatenate((shape.run_wh, [0.0]))[:, None]  # energy of the next run, per mode
+    for t in range(end - 1, max(first, 1) - 1, -1):
+        grid, v_next = grids[t], values[t + 1]
+        wait_e = step_energy_wh(grid, fixed_load_w[t], pv_w[t], phys)
+        idx, frac = _weights(wait_e, grids[t + 1])
+        wait_v = np.where(wait_e >= target_wh[t] - _EPS_WH, _at(v_next, idx, frac), _NEG)
+        if not shape.splittable:
+            wait_v[1:n_runs] = _NEG  # a running non-splittable job cannot pause
+        best = wait_v
+        if shape.allowed[t]:
+            run_v = np.full_like(wait_v, _NEG)
+            for powers, rows in ((run_w[0], slice(0, n_runs - 1)),
+                                 (run_w[-1], slice(n_runs - 1, n_runs))):
+                if rows.start == rows.stop:
+                    continue
+                total = fixed_load_w[t] + powers
+                run_e = step_energy_wh(grid, total, pv_w[t], phys)
+                ok = (bool(power_ok(total, pv_w[t], phys)) & (run_e >= target_wh[t] - _EPS_WH)
+                      & (run_e >= reserve_wh - _EPS_WH))
+                r_idx, r_frac = _weights(run_e, grids[t + 1])
+                nxt_rows = slice(rows.start + 1, rows.stop + 1)
+                cont = _at(v_next[nxt_rows], r_idx, r_frac)
+                run_v[rows] = np.where(ok[None, :], gain[rows] + cont, _NEG)
+            if not shape.splittable and not shape.start_slots[t]:
+                run_v[0] = _NEG
+            best = np.maximum(wait_v, run_v)
+        values[t] = best
+    runs: list[int] = []
+    energy = energy0_wh
+    for t in range(first):
+        energy = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
+    mode = 0
+    for t in range(first, end):
+        if mode >= n_runs:
+            break
+        wait_e = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
+        v_next = values[t + 1][mode]
+        grid = grids[t + 1]
+        wait_q = (float(np.interp(wait_e, grid, v_next))
+                  if wait_e >= target_wh[t] - _EPS_WH and (shape.splittable or mode == 0)
+                  else _NEG)
+        run_q = _NEG
+        can_start = shape.splittable or mode > 0 or bool(shape.start_slots[t])
+        if shape.allowed[t] and can_start:
+            total = fixed_load_w[t] + run_w[mode]
+            run_e = float(step_energy_wh(energy, total, pv_w[t], phys))
+            if (bool(power_ok(total, pv_w[t], phys)) and run_e >= target_wh[t] - _EPS_WH
+                    and run_e >= reserve_wh - _EPS_WH):
+                run_q = shape.run_wh[mode] + float(np.interp(run_e, grid, values[t + 1][mode + 1]))
+        if run_q > _NEG / 2 and run_q >= wait_q - _TIE:
+            runs.append(t)
+            mode += 1
+            energy = run_e
+        elif wait_q <= _NEG / 2:
+            break  # nothing feasible keeps this job going: stop it here
+        else:
+            energy = wait_e
+    if not shape.splittable and len(runs) < n_runs:
+        return np.array([], dtype=int)  # an unfinished run of a non-splittable job is no run
+    return np.array(runs, dtype=int)
+
+
+def _fill_order(zones: list[Zone], demand: dict[str, np.ndarray]) -> list[Zone]:
+    """Zones of one class in fill order: smallest mean demand first, then by id."""
+    return sorted(zones, key=lambda z: (float(demand[z.zone_id].mean()), z.zone_id))
+
+
+def _levels(zones: list[Zone], demand: dict[str, np.ndarray], n_slots: int) -> np.ndarray:
+    """Cumulative load (T, K+1) of switching on the first k zones in fill order."""
+    levels = np.zeros((n_slots, len(zones) + 1))
+    for k, zone in enumerate(zones):
+        levels[:, k + 1] = levels[:, k] + demand[zone.zone_id]
+    return levels
+
+
+def _level_now(zones: list[Zone], relay_on: dict[str, bool]) -> int:
+    """The level closest to the relays now (the length of the on-prefix)."""
+    level = 0
+    for zone in zones:
+        if not relay_on.get(zone.zone_id, False):
+            break
+        level += 1
+    return level
+
+
+def simulate_energy_wh(
+    load_w: np.ndarray, pv_w: np.ndarray, energy0_wh: float, phys: Physics
+) -> np.ndarray:
+    """Stored energy at each slot boundary for a load profile (T+1 values)."""
+    energy = np.empty(len(load_w) + 1)
+    energy[0] = energy0_wh
+    for t in range(len(load_w)):
+        energy[t + 1] = float(step_energy_wh(energy[t], load_w[t], pv_w[t], phys))
+    return energy
+
+
+def count_switches(zone_on: dict[str, np.ndarray], relay_on: dict[str, bool]) -> int:
+    """Relay changes over the plan, counting the first slot against the relays now."""
+    total = 0
+    for zone_id, states in zone_on.items():
+        seq = np.concatenate(([bool(relay_on.get(zone_id, False))], states.astype(bool)))
+        total += int(np.count_nonzero(seq[1:] != seq[:-1]))
+    return total
+
+
+def plan(inp: PlanInput) -> Plan:
+    """The best day plan for the input; never "infeasible": what cannot be met is in `unmet`."""
+    phys = physics_of(inp)
+    n_slots = inp.horizon_slots
+    pv = np.asarray(inp.pv_w, dtype=float)
+    relay_on = dict(inp.relay_on)
+    energy0 = min(inp.battery.energy_wh, phys.capacity_wh)
+    demand = {z.zone_id: np.asarray(inp.zone_demand_w(z), dtype=float) for z in inp.zones}
+    fixed_load = np.zeros(n_slots)
+    floor_end = np.zeros(n_slots)
+    zone_on: dict[str, np.ndarray] = {z.zone_id: np.zeros(n_slots, dtype=bool) for z in inp.zones}
+    served = dict.fromkeys(CLASS_ORDER, 0.0)
+    wanted = dict.fromkeys(CLASS_ORDER, 0.0)
+    unmet: list[str] = []
+
+    for priority in CLASS_ORDER[:3]:
+        zones = _fill_order([z for z in inp.zones if z.priority is priority], demand)
+        if not zones:
+            continue
+        reserve_wh = inp.battery.reserve.pct_for(priority) / 100.0 * phys.capacity_wh
+        levels = _levels(zones, demand, n_slots)
+        target = min_end_energy_wh(fixed_load, floor_end, pv, phys)
+        force = (inp.emergency_pct / 100.0 * phys.capacity_wh
+                 if priority is PriorityClass.CRITICAL else None)
+        chosen = plan_levels(
+            levels_w=levels, reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target,
+            pv_w=pv, energy0_wh=energy0, phys=phys,
+            switch_penalty=inp.switch_cost / CLASS_WEIGHT_PER_WH[priority],
+            level0=_level_now(zones, relay_on), force_full_above_wh=force,
+        )
+        load = levels[np.arange(n_slots), chosen]
+        fixed_load = fixed_load + load
+        floor_end = np.where(chosen > 0, np.maximum(floor_end, reserve_wh), floor_end)
+        for rank, zone in enumerate(zones):
+            zone_on[zone.zone_id] = chosen > rank
+        served[priority] = float(load.sum() * phys.slot_h)
+        wanted[priority] = float(levels[:, -1].sum() * phys.slot_h)
+        if priority is PriorityClass.CRITICAL:
+            for zone in zones:
+                short = float((demand[zone.zone_id] * ~zone_on[zone.zone_id]).sum() * phys.slot_h)
+                if short > 0.5:
+                    unmet.append(f"critical {zone.zone_id}: {short:.0f} Wh unserved")
+
+    job_plans, job_load, job_floor = _plan_jobs(
+        inp, phys=phys, pv=pv, energy0=energy0, fixed_load=fixed_load, floor_end=floor_end,
+        zone_on=zone_on,
+    )
+    fixed_load = fixed_load + job_load
+    floor_end = np.maximum(floor_end, job_floor)
+    served[PriorityClass.DEFERRABLE] = sum(j.planned_wh for j in job_plans)
+    wanted[PriorityClass.DEFERRABLE] = sum(j.energy_wh for j in job_plans)
+    unmet.extend(
+        f"job {j.job_id}: {j.planned_wh:.0f}/{j.energy_wh:.0f} Wh planned" for j in job_plans
+        if not j.complete
+    )
+    energy = simulate_energy_wh(fixed_load, pv, energy0, phys)
+    switches = count_switches(zone_on, relay_on)
+    objective = sum(CLASS_WEIGHT_PER_WH[c] * served[c] for c in CLASS_ORDER)
+    slot_start = tuple(inp.now + k * inp.slot for k in range(n_slots))
+    job_starts: dict[str, datetime | None] = {}
+    for job in job_plans:
+        if job_starts.get(job.zone_id) is None:
+            job_starts[job.zone_id] = job.start
+    return Plan(
+        slot_start=slot_start,
+        zone_on={zone_id: tuple(bool(x) for x in states) for zone_id, states in zone_on.items()},
+        soc_pct=tuple(float(x) for x in np.clip(energy / phys.capacity_wh * 100.0, 0.0, 100.0)),
+        served_wh=served,
+        unserved_wh={c: max(0.0, wanted[c] - served[c]) for c in CLASS_ORDER},
+        job_starts=job_starts,
+        jobs=tuple(job_plans),
+        unmet=tuple(unmet),
+        objective=objective - inp.switch_cost * switches,
+        switches=switches,
+        slot_minutes=inp.slot_minutes,
+    )
+
+
+def _plan_jobs(
+    inp: PlanInput,
+    *,
+    phys: Physics,
+    pv: np.ndarray,
+    energy0: float,
+    fixed_load: np.ndarray,
+    floor_end: np.ndarray,
+    zone_on: dict[str, np.ndarray],
+) -> tuple[list[JobPlan], np.ndarray, np.ndarray]:
+    """Deferrable jobs one at a time, earliest deadline first, each on what the others left."""
+    n_slots = inp.horizon_slots
+    by_id = {z.zone_id: z for z in inp.zones}
+    job_load = np.zeros(n_slots)
+    job_floor = np.zeros(n_slots)
+    plans: list[JobPlan] = []
+    busy = {z.zone_id: zone_on[z.zone_id].copy() for z in inp.zones}
+    for job in sorted(inp.jobs, key=lambda j: (j.deadline, j.earliest, j.name)):
+        zone = by_id[job.zone_id]
+        reserve_wh = inp.battery.reserve.pct_for(zone.priority) / 100.0 * phys.capacity_wh
+        shape = job_shape(job, zone, inp, busy[zone.zone_id])
+        load = fixed_load + job_load
+        floor = np.maximum(floor_end, job_floor)
+        target = min_end_energy_wh(load, floor, pv, phys)
+        runs = plan_job(
+            shape=shape, reserve_wh=reserve_wh, fixed_load_w=load,
+            target_wh=target, pv_w=pv, energy0_wh=energy0, phys=phys,
+        )
+        run_wh = shape.run_wh[: len(runs)]
+        job_load[runs] += run_wh / phys.slot_h
+        job_floor[runs] = np.maximum(job_floor[runs], reserve_wh)
+        zone_on[zone.zone_id][runs] = True
+        busy[zone.zone_id][runs] = True
+        plans.append(JobPlan(
+            job_id=job.name, zone_id=job.zone_id,
+            start=inp.now + int(runs[0]) * inp.slot if len(runs) else None,
+            slots=tuple(int(r) for r in runs), planned_wh=float(run_wh.sum()),
+            energy_wh=job.energy_wh,
+        ))
+    return plans, job_load, job_floor
