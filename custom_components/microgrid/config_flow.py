@@ -181,7 +181,8 @@ async def async_validate_site(hass: HomeAssistant, data: Mapping[str, Any]) -> l
     link = FirebaseLink(
         session,
         url,
-        auth_for(session, url, key),
+        # Signing the token grant is CPU work: keep it off the event loop.
+        auth_for(session, url, key, run_blocking=hass.async_add_executor_job),
         stream_path=PATH_SENSORS,
         on_data=lambda mirror, keys: None,
     )
