@@ -1,0 +1,202 @@
+"""Configure the running Home Assistant: users, the microgrid entry (flow API), the household."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import time
+from typing import Any
+
+from .ha_api import HAClient, HAError, HAWebSocket
+
+DOMAIN = "microgrid"
+HOUSEHOLD_GROUP = "system-users"  # HA's non-admin group
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneSpec:
+    """How the demo configures one zone (a Firebase node) in the config flow."""
+
+    zone_id: str
+    name: str
+    priority: str
+    rated_w: float
+    schedule: str
+    household: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteSpec:
+    """What the demo types into the connection step, and its zones."""
+
+    site_name: str
+    battery_capacity_wh: float
+    nominal_voltage_v: float
+    power_limit_w: float
+    zones: tuple[ZoneSpec, ...]
+    household_name: str
+
+
+# The simulated site (sim/site.py DEMO_SITE) as an installer would describe it.
+DEMO_SITE = SiteSpec(
+    site_name="Demo village",
+    battery_capacity_wh=5000.0,
+    nominal_voltage_v=12.0,
+    power_limit_w=1500.0,
+    household_name="Homes",
+    zones=(
+        ZoneSpec(zone_id="Zone1", name="Clinic & emergency lights", priority="critical",
+                 rated_w=150.0, schedule="always"),
+        ZoneSpec(zone_id="Zone2", name="Street lights", priority="semi_critical",
+                 rated_w=200.0, schedule="night"),
+        ZoneSpec(zone_id="Zone3", name="Homes", priority="non_critical",
+                 rated_w=400.0, schedule="always", household="Homes"),
+        ZoneSpec(zone_id="Zone4", name="Water pump", priority="deferrable",
+                 rated_w=300.0, schedule="day"),
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """Login of one demo user."""
+
+    username: str
+    password: str
+
+
+def fill_form(schema: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+    """Return the values for the fields a flow form declares (unknown fields keep defaults)."""
+    names = {field["name"] for field in schema}
+    return {key: value for key, value in values.items() if key in names and value != ""}
+
+
+def zone_for_step(
+    step: dict[str, Any], zones: tuple[ZoneSpec, ...], index: int
+) -> ZoneSpec:
+    """Pick the zone a `zone` step asks about: by the node in its placeholders, else by order."""
+    placeholders = step.get("description_placeholders") or {}
+    by_id = {zone.zone_id: zone for zone in zones}
+    for value in placeholders.values():
+        if value in by_id:
+            return by_id[value]
+    if index >= len(zones):
+        raise HAError(f"config flow asked for zone #{index + 1}; the demo site has {len(zones)}")
+    return zones[index]
+
+
+def _check_form(step: dict[str, Any]) -> None:
+    """Raise on a form that came back with errors."""
+    if step.get("errors"):
+        raise HAError(f"config flow step {step.get('step_id')!r} errors: {step['errors']}")
+
+
+async def add_microgrid_entry(
+    client: HAClient,
+    token: str,
+    *,
+    site: SiteSpec,
+    database_url: str,
+    command_secret: str,
+) -> str:
+    """Run the microgrid config flow over REST; return the created entry id."""
+    step = await client.rest(
+        "POST", "/api/config/config_entries/flow", token=token, json={"handler": DOMAIN}
+    )
+    connection = {
+        "site_name": site.site_name,
+        "database_url": database_url,
+        "battery_capacity_wh": site.battery_capacity_wh,
+        "nominal_voltage_v": site.nominal_voltage_v,
+        "power_limit_w": site.power_limit_w,
+        "command_secret": command_secret,
+    }
+    zones_done = 0
+    for _ in range(20):
+        kind = step.get("type")
+        if kind == "create_entry":
+            return str(step["result"]["entry_id"])
+        if kind != "form":
+            raise HAError(f"config flow ended with {kind}: {step.get('reason') or step}")
+        if step["step_id"] == "user":
+            if step.get("errors"):
+                _check_form(step)
+            data = fill_form(step["data_schema"], connection)
+        elif step["step_id"] == "zone":
+            zone = zone_for_step(step, site.zones, zones_done)
+            zones_done += 1
+            data = fill_form(
+                step["data_schema"],
+                {
+                    "name": zone.name,
+                    "priority": zone.priority,
+                    "rated_w": zone.rated_w,
+                    "schedule": zone.schedule,
+                    "household": zone.household,
+                },
+            )
+        else:
+            raise HAError(f"config flow step {step['step_id']!r} is unknown to the demo")
+        step = await client.rest(
+            "POST", f"/api/config/config_entries/flow/{step['flow_id']}", token=token, json=data
+        )
+        if step.get("type") == "form" and step.get("errors"):
+            _check_form(step)
+    raise HAError("config flow did not finish in 20 steps")
+
+
+async def add_household(
+    client: HAClient, token: str, *, entry_id: str, name: str, member_ids: list[str]
+) -> None:
+    """Add a household subentry (name + member user ids) through the subentry flow REST API."""
+    step = await client.rest(
+        "POST",
+        "/api/config/config_entries/subentries/flow",
+        token=token,
+        json={"handler": [entry_id, "household"]},
+    )
+    if step.get("type") != "form":
+        raise HAError(f"household flow did not offer a form: {step}")
+    step = await client.rest(
+        "POST",
+        f"/api/config/config_entries/subentries/flow/{step['flow_id']}",
+        token=token,
+        json=fill_form(step["data_schema"], {"name": name, "members": member_ids}),
+    )
+    if step.get("type") != "create_entry":
+        raise HAError(f"household flow ended with {step.get('type')}: {step.get('errors') or step}")
+
+
+async def create_household_user(ws: HAWebSocket, *, name: str, creds: Credentials) -> str:
+    """Create a non-admin user with a password login and a person; return the user id."""
+    user = (await ws.call("config/auth/create", name=name, group_ids=[HOUSEHOLD_GROUP]))["user"]
+    await ws.call(
+        "config/auth_provider/homeassistant/create",
+        user_id=user["id"],
+        username=creds.username,
+        password=creds.password,
+    )
+    try:
+        await ws.call("person/create", name=name, user_id=user["id"])
+    except HAError:
+        pass  # a person is a nicety for the UI; the login works without it
+    return str(user["id"])
+
+
+async def zone_switches(ws: HAWebSocket) -> list[dict[str, Any]]:
+    """Return the entity registry entries of the microgrid switches."""
+    entries = await ws.call("config/entity_registry/list")
+    return [
+        e for e in entries
+        if e.get("platform") == DOMAIN and str(e.get("entity_id", "")).startswith("switch.")
+    ]
+
+
+async def wait_for_zone_switches(ws: HAWebSocket, *, count: int, timeout_s: float) -> int:
+    """Wait until `count` microgrid switches are registered; return how many there are."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = len(await zone_switches(ws))
+        if found >= count or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.5)
