@@ -16,9 +16,15 @@ from unittest.mock import AsyncMock, patch
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentry, ConfigSubentryData
+from homeassistant.config_entries import (
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigSubentry,
+    ConfigSubentryData,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.selector import SelectSelector
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -831,3 +837,24 @@ async def test_reconfigure_invalid_url_and_kept_key(
     # The stored key is used (and here refused by Google): proof it was not dropped.
     result = await submit(hass, result, fields | {CONF_DATABASE_URL: HTTPS_URL})
     assert result["errors"] == {"base": "invalid_auth"}
+
+
+# ----- the contract with the integration
+
+
+async def test_created_site_sets_up(hass: HomeAssistant, rtdb: RTDBServer) -> None:
+    """What the flow stores is what the integration needs: the new site loads and unloads."""
+    result = await submit(hass, await start(hass), site_input(rtdb.database_url()))
+    for fields in ZONES.values():
+        result = await submit(hass, result, fields)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    # Every zone the flow created carries the zone's entities.
+    entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    assert {e.config_subentry_id for e in entities} >= set(entry.subentries)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
