@@ -270,6 +270,16 @@ def _subentries_of(entry: ConfigEntry, subentry_type: str) -> list[Any]:
     return [s for s in entry.subentries.values() if s.subentry_type == subentry_type]
 
 
+def _unzoned_nodes(entry: ConfigEntry) -> list[str]:
+    """Boards the loaded site hears under `sensors/` that have no zone yet, sorted."""
+    link = getattr(getattr(entry, "runtime_data", None), "link", None)
+    mirror = getattr(link, "mirror", None)
+    if not isinstance(mirror, Mapping):
+        return []
+    zoned = {s.unique_id for s in _subentries_of(entry, SUBENTRY_ZONE)}
+    return sorted(node for node in mirror if node not in zoned)
+
+
 def _household_names(entry: ConfigEntry) -> list[str]:
     """The names of the site's households, sorted."""
     return sorted(s.data[CONF_NAME] for s in _subentries_of(entry, SUBENTRY_HOUSEHOLD))
@@ -484,7 +494,18 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
                 return self.async_create_entry(
                     title=data[CONF_NAME], data=data, unique_id=zone_id
                 )
-        schema = vol.Schema({vol.Required(CONF_ZONE_ID): _TEXT}).extend(
+        # Offer the boards already reporting; another node id may still be typed.
+        nodes = _unzoned_nodes(entry)
+        zone_id_field = (
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=nodes, custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                )
+            )
+            if nodes
+            else _TEXT
+        )
+        schema = vol.Schema({vol.Required(CONF_ZONE_ID): zone_id_field}).extend(
             _zone_schema({}, _household_names(entry)).schema
         )
         return self.async_show_form(

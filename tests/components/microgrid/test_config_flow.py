@@ -5,6 +5,7 @@ The site is the real loopback RTDB server from sim/; the only fake is Google's t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 import json
 from pathlib import Path
@@ -24,11 +25,12 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.selector import SelectSelector
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
+import voluptuous_serialize
 
 from custom_components.microgrid.config_flow import site_unique_id
 from custom_components.microgrid.const import (
@@ -236,6 +238,8 @@ def assert_translated(result: dict[str, Any], section: dict[str, Any]) -> None:
             _assert_placeholders(section["create_entry"]["default"], result)
         return
     assert result["type"] is FlowResultType.FORM
+    # The frontend and the REST API get the schema serialized; it must serialize.
+    voluptuous_serialize.convert(result["data_schema"], custom_serializer=cv.custom_serializer)
     step = section["step"][result["step_id"]]
     for key, value in result["data_schema"].schema.items():
         assert str(key) in step["data"], f"{result['step_id']}: no label for {key}"
@@ -858,3 +862,35 @@ async def test_created_site_sets_up(hass: HomeAssistant, rtdb: RTDBServer) -> No
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_add_zone_offers_boards_without_a_zone(hass: HomeAssistant, rtdb: RTDBServer) -> None:
+    """On a loaded site the add-zone form lists the reporting boards that have no zone yet."""
+    entry = site_entry(rtdb.database_url())
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    link = entry.runtime_data.link
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(link.mirror) < len(ZONES):  # real loopback I/O: the stream's first snapshot
+        assert asyncio.get_running_loop().time() < deadline, "no snapshot from the stream"
+        await asyncio.sleep(0.01)
+
+    flows = hass.config_entries.subentries
+    result = await flows.async_init(
+        (entry.entry_id, SUBENTRY_ZONE), context={"source": SOURCE_USER}
+    )
+    assert_translated(result, ZONE_STRINGS)
+    zone_id_field = result["data_schema"].schema[CONF_ZONE_ID]
+    assert zone_id_field.config["options"] == ["Zone2", "Zone3", "Zone4"]
+    assert zone_id_field.config["custom_value"] is True
+
+    result = await flows.async_configure(
+        result["flow_id"], {**ZONES["Zone2"], CONF_ZONE_ID: "Zone2"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert {s.unique_id for s in entry.subentries.values()} == {"Zone1", "Zone2"}
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
