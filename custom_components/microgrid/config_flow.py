@@ -329,8 +329,9 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
                 else:
                     self._nodes, errors = await _async_try_site(self.hass, user_input)
             if not errors:
+                namespace = parse_database_url(user_input[CONF_DATABASE_URL]).namespace
                 self._site = {
-                    CONF_SITE_NAME: user_input[CONF_SITE_NAME].strip(),
+                    CONF_SITE_NAME: user_input[CONF_SITE_NAME].strip() or namespace,
                     **_connection_data(user_input),
                     CONF_COMMAND_SECRET: secret or secrets.token_urlsafe(32),
                 }

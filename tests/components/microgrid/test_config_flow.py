@@ -347,12 +347,15 @@ async def test_user_flow_creates_site_with_discovered_zones(
 async def test_zone_step_defaults(
     hass: HomeAssistant, rtdb: RTDBServer, mock_setup_entry: AsyncMock
 ) -> None:
-    """Only the rated power is asked for: name = node, non-critical, always on."""
+    """Only the rated power must be typed: name = node, non-critical, always on."""
     rtdb.set_value("sensors", {"Pump": READING})
-    result = await submit(hass, await start(hass), site_input(rtdb.database_url()))
+    user_input = site_input(rtdb.database_url(), **{CONF_SITE_NAME: " "})
+    result = await submit(hass, await start(hass), user_input)
     result = await submit(hass, result, {CONF_RATED_W: 300})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    # A blank site name falls back to the database name.
+    assert result["result"].title == "demo"
     (zone,) = result["result"].subentries.values()
     assert zone.title == "Pump"
     assert dict(zone.data) == {
@@ -503,6 +506,23 @@ async def test_duplicate_site_aborts(
     # Another namespace on the same server is another site.
     result = await submit(hass, await start(hass), site_input(rtdb.database_url("other")))
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_same_site_in_two_flows_aborts(
+    hass: HomeAssistant, rtdb: RTDBServer, mock_setup_entry: AsyncMock
+) -> None:
+    """A second flow for a database another open flow is setting up aborts."""
+    url = rtdb.database_url()
+    rtdb.fail_next(1, 503)
+    first = await submit(hass, await start(hass), site_input(url))
+    assert first["errors"] == {"base": "cannot_connect"}
+
+    second = await submit(hass, await start(hass), site_input(url))
+    assert second["type"] is FlowResultType.ABORT
+    assert second["reason"] == "already_in_progress"
+
+    first = await submit(hass, first, site_input(url))
+    assert first["step_id"] == "zone"
 
 
 # ----- zone subentries
