@@ -1,0 +1,395 @@
+"""Anomaly detection: explicit, typed checks with thresholds learned from clean history, plus an
+Isolation Forest over hourly per-zone windows for patterns no check names.
+
+Each anomaly carries a type, a score (the evidence divided by its threshold: > 1 is anomalous)
+and the time of its strongest evidence. scikit-learn is imported only inside `fit`/`score`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .features import calendar_features
+from .history import SECONDS_PER_DAY, History
+
+RELAY_OFF_POWER_FLOW = "relay_off_power_flow"
+SENSOR_SPIKE = "sensor_spike"
+BASE_LOAD_DRIFT = "base_load_drift"
+BOARD_SILENT = "board_silent"
+VOLTAGE_SOC_MISMATCH = "voltage_soc_mismatch"
+IMPOSSIBLE_VALUE = "impossible_value"
+UNUSUAL_PATTERN = "unusual_pattern"  # Isolation Forest only; no explicit check names it
+ANOMALY_TYPES: tuple[str, ...] = (
+    RELAY_OFF_POWER_FLOW,
+    SENSOR_SPIKE,
+    BASE_LOAD_DRIFT,
+    BOARD_SILENT,
+    VOLTAGE_SOC_MISMATCH,
+    IMPOSSIBLE_VALUE,
+    UNUSUAL_PATTERN,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anomaly:
+    """One detected anomaly (zone_id None: site-wide)."""
+
+    zone_id: str | None
+    type: str
+    score: float
+    at: float
+    detail: Mapping[str, float | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnomalyConfig:
+    """Tunable limits; learned thresholds never go below these floors."""
+
+    window_s: float = SECONDS_PER_DAY  # score looks at [now - window_s, now)
+    silent_after_s: float = 900.0
+    relay_off_floor_w: float = 5.0
+    relay_off_min_samples: int = 2
+    spike_sigmas: float = 10.0
+    spike_tail_factor: float = 2.0  # and above this many times the largest clean residual
+    drift_rel: float = 0.25  # base-load rise above its clean level, relative …
+    drift_floor_w: float = 10.0  # … and absolute
+    drift_sigmas: float = 4.0
+    voltage_sigmas: float = 6.0
+    voltage_min_samples: int = 3
+    max_zone_power_w: float = 50_000.0
+    max_voltage_v: float = 1_000.0
+    negative_tolerance_w: float = 5.0
+    pattern_quantile: float = 0.0005  # Isolation Forest: flag below this share of clean windows
+    emit_unusual_pattern: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZoneStats:
+    """What clean history says is normal for one zone."""
+
+    off_threshold_w: float
+    spike_threshold_w: float
+    base_w: float
+    base_spread_w: float
+    scale_w: float
+    sample_interval_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoltageModel:
+    """Linear battery voltage from SoC and net power, with a robust residual scale."""
+
+    coef: tuple[float, ...]
+    sigma_v: float
+
+    def residual(self, voltage_v: np.ndarray, soc_pct: np.ndarray, net_w: np.ndarray):
+        """Measured minus modelled voltage."""
+        return voltage_v - _voltage_design(soc_pct, net_w) @ np.asarray(self.coef)
+
+
+def _voltage_design(soc_pct: np.ndarray, net_w: np.ndarray) -> np.ndarray:
+    s = soc_pct / 100.0
+    return np.column_stack([np.ones_like(s), s, s**2, s**3, net_w / 1000.0])
+
+
+def _mad(x: np.ndarray) -> float:
+    """Scaled median absolute deviation (a robust standard deviation)."""
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def spike_residual(power_w: np.ndarray) -> np.ndarray:
+    """Each sample minus the median of its 5-sample neighbourhood (NaN at the edges)."""
+    n = power_w.shape[0]
+    out = np.full(n, np.nan)
+    if n < 5:
+        return out
+    win = np.lib.stride_tricks.sliding_window_view(power_w, 5)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(win, axis=1)
+    out[2:-2] = power_w[2:-2] - med
+    return out
+
+
+def daily_base_w(ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None) -> np.ndarray:
+    """10th-percentile power of each UTC day, over samples with the relay on (NaN: too few)."""
+    ok = np.isfinite(power_w)
+    if relay is not None:
+        ok &= ~(relay < 0.5)
+    if not ok.any():
+        return np.empty(0)
+    day = np.floor(ts / SECONDS_PER_DAY)
+    out = []
+    for d in np.unique(day[ok]):
+        sel = ok & (day == d)
+        out.append(np.quantile(power_w[sel], 0.1) if sel.sum() >= 12 else np.nan)
+    return np.asarray(out)
+
+
+def _window_features(
+    ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None, scale_w: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly windows: level, spread, peak, relay share, power while off, hour of day."""
+    ok = np.isfinite(power_w)
+    hours = np.floor(ts[ok] / 3600.0)
+    p = power_w[ok] / max(scale_w, 1.0)
+    r = np.ones_like(p) if relay is None else np.nan_to_num(relay[ok], nan=1.0)
+    rows, starts = [], []
+    if hours.size == 0:
+        return np.empty((0, 7)), np.empty(0)
+    uniq, idx = np.unique(hours, return_index=True)
+    bounds = np.append(idx, hours.size)
+    for h, a, b in zip(uniq, bounds[:-1], bounds[1:]):
+        if b - a < 3:
+            continue
+        pw, rl = p[a:b], r[a:b]
+        off = pw[rl < 0.5]
+        cal = calendar_features(np.array([h * 3600.0]))[0]
+        rows.append(
+            [pw.mean(), pw.std(), pw.max(), rl.mean(), off.mean() if off.size else 0.0,
+             cal[0], cal[1]]
+        )
+        starts.append(h * 3600.0)
+    return np.asarray(rows).reshape(-1, 7), np.asarray(starts)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of the True runs in `mask` (end exclusive)."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]))
+
+
+class AnomalyDetector:
+    """Learns normal behaviour from clean history; `score` reports typed anomalies."""
+
+    def __init__(self, *, config: AnomalyConfig | None = None, seed: int = 0) -> None:
+        """Configure limits; nothing is learned until `fit`."""
+        self.config = config or AnomalyConfig()
+        self.seed = seed
+        self.zone_stats: dict[str, ZoneStats] = {}
+        self.voltage_model: VoltageModel | None = None
+        self.pv_max_by_hour_w: np.ndarray | None = None
+        self.forest: Any = None
+        self.forest_threshold: float | None = None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether `fit` has learned anything."""
+        return bool(self.zone_stats) or self.voltage_model is not None
+
+    def fit(self, history: History) -> AnomalyDetector:
+        """Learn per-zone thresholds, the voltage model, the PV day profile and the forest."""
+        c = self.config
+        ts = history.timestamps
+        windows = []
+        for zone in history.zones:
+            p = history.zone_power_w.get(zone)
+            if p is None or not np.isfinite(p).any():
+                continue
+            relay = history.zone_relay_on.get(zone)
+            off = p[(relay < 0.5) & np.isfinite(p)] if relay is not None else np.empty(0)
+            off_thr = max(c.relay_off_floor_w, 1.5 * float(np.quantile(off, 0.999))) if off.size \
+                else c.relay_off_floor_w
+            res = spike_residual(p)
+            res_ok = np.abs(res[np.isfinite(res)])
+            tail = float(res_ok.max()) if res_ok.size else 0.0
+            spike_thr = max(c.spike_sigmas * _mad(res), c.spike_tail_factor * tail, 1.0)
+            bases = daily_base_w(ts, p, relay)
+            bases = bases[np.isfinite(bases)]
+            seen = ts[np.isfinite(p)]
+            interval = float(np.median(np.diff(seen))) if seen.size > 1 else c.silent_after_s
+            scale = float(np.quantile(p[np.isfinite(p)], 0.95))
+            self.zone_stats[zone] = ZoneStats(
+                off_threshold_w=off_thr,
+                spike_threshold_w=spike_thr,
+                base_w=float(np.median(bases)) if bases.size else float("nan"),
+                base_spread_w=_mad(bases) if bases.size > 2 else 0.0,
+                scale_w=max(scale, 1.0),
+                sample_interval_s=interval,
+            )
+            x, _ = _window_features(ts, p, relay, max(scale, 1.0))
+            windows.append(x)
+        self.voltage_model = self._fit_voltage(history)
+        self.pv_max_by_hour_w = self._fit_pv_profile(history)
+        feats = np.vstack(windows) if windows else np.empty((0, 7))
+        if feats.shape[0] >= 50:
+            from sklearn.ensemble import IsolationForest
+
+            self.forest = IsolationForest(
+                n_estimators=100, random_state=self.seed, n_jobs=1
+            ).fit(feats)
+            clean = self.forest.score_samples(feats)
+            self.forest_threshold = float(np.quantile(clean, c.pattern_quantile))
+        return self
+
+    @staticmethod
+    def _fit_voltage(history: History) -> VoltageModel | None:
+        net = history.site_load_w - np.nan_to_num(history.pv_w)
+        ok = np.isfinite(history.voltage_v) & np.isfinite(history.soc_pct) & np.isfinite(net)
+        if ok.sum() < 50:
+            return None
+        x = _voltage_design(history.soc_pct[ok], net[ok])
+        coef, *_ = np.linalg.lstsq(x, history.voltage_v[ok], rcond=None)
+        res = history.voltage_v[ok] - x @ coef
+        return VoltageModel(coef=tuple(float(v) for v in coef), sigma_v=max(_mad(res), 0.01))
+
+    @staticmethod
+    def _fit_pv_profile(history: History) -> np.ndarray | None:
+        ok = np.isfinite(history.pv_w)
+        if ok.sum() < 48:
+            return None
+        hour = (np.floor(history.timestamps[ok] / 3600.0) % 24).astype(int)
+        out = np.zeros(24)
+        for h in range(24):
+            sel = history.pv_w[ok][hour == h]
+            out[h] = float(sel.max()) if sel.size else np.inf
+        return out
+
+    def score(self, history_recent: History, *, now: float) -> list[Anomaly]:
+        """Anomalies in [now - window_s, now): at most one per (zone, type), the strongest."""
+        c = self.config
+        h = history_recent.before(now)
+        found: list[Anomaly] = []
+        win = h.timestamps >= now - c.window_s
+        for zone in sorted(set(self.zone_stats) | set(h.zones)):
+            found += self._score_zone(h, zone, win, now)
+        found += self._score_site(h, win)
+        best: dict[tuple[str | None, str], Anomaly] = {}
+        for a in found:
+            key = (a.zone_id, a.type)
+            if key not in best or a.score > best[key].score:
+                best[key] = a
+        return sorted(best.values(), key=lambda a: -a.score)
+
+    def _score_zone(self, h: History, zone: str, win: np.ndarray, now: float) -> list[Anomaly]:
+        c = self.config
+        stats = self.zone_stats.get(zone)
+        ts = h.timestamps
+        p = h.zone_power_w.get(zone, np.full(ts.shape, np.nan))
+        relay = h.zone_relay_on.get(zone)
+        out: list[Anomaly] = []
+        # Board silent: the longest stretch without a power reading, ending in the window.
+        seen = ts[np.isfinite(p)]
+        limit = max(c.silent_after_s, 3 * stats.sample_interval_s if stats else 0.0)
+        edges = np.concatenate([seen, [now]]) if seen.size else np.array([now - c.window_s, now])
+        gaps = np.diff(edges)
+        if gaps.size:
+            i = int(np.argmax(gaps))
+            if gaps[i] > limit and edges[i + 1] >= now - c.window_s:
+                out.append(Anomaly(zone_id=zone, type=BOARD_SILENT, score=float(gaps[i] / limit),
+                                   at=float(edges[i]), detail={"silent_s": float(gaps[i])}))
+        pw = np.where(win, p, np.nan)
+        # Impossible values: negative or beyond any plausible board rating.
+        bad = (pw < -c.negative_tolerance_w) | (pw > c.max_zone_power_w) | np.isinf(pw)
+        if bad.any():
+            i = int(np.nonzero(bad)[0][np.argmax(np.abs(np.nan_to_num(pw[bad], posinf=1e12)))])
+            out.append(Anomaly(zone_id=zone, type=IMPOSSIBLE_VALUE, score=2.0, at=float(ts[i]),
+                               detail={"power_w": float(pw[i])}))
+        pw = np.where(bad, np.nan, pw)
+        if stats is None:
+            return out
+        # Power flowing while the relay reports OFF, for several samples in a row.
+        if relay is not None:
+            flow = (relay < 0.5) & (pw > stats.off_threshold_w)
+            for a, b in _runs(flow):
+                if b - a >= c.relay_off_min_samples:
+                    level = float(np.median(pw[a:b]))
+                    out.append(Anomaly(
+                        zone_id=zone, type=RELAY_OFF_POWER_FLOW,
+                        score=level / stats.off_threshold_w, at=float(ts[a]),
+                        detail={"power_w": level, "samples": float(b - a)},
+                    ))
+        # Spikes: a sample far above its neighbourhood median.
+        res = spike_residual(pw)
+        if np.isfinite(res).any():
+            i = int(np.nanargmax(np.abs(res)))
+            if abs(res[i]) > stats.spike_threshold_w:
+                out.append(Anomaly(
+                    zone_id=zone, type=SENSOR_SPIKE,
+                    score=float(abs(res[i]) / stats.spike_threshold_w), at=float(ts[i]),
+                    detail={"power_w": float(pw[i]), "residual_w": float(res[i])},
+                ))
+        out += self._score_drift(ts, pw, relay, zone, stats)
+        out += self._score_pattern(ts, pw, relay, zone, stats)
+        return out
+
+    def _score_drift(self, ts, pw, relay, zone: str, stats: ZoneStats) -> list[Anomaly]:
+        c = self.config
+        if not np.isfinite(stats.base_w):
+            return []
+        ok = np.isfinite(pw) & (np.ones_like(pw, bool) if relay is None else ~(relay < 0.5))
+        if ok.sum() < 12:
+            return []
+        base = float(np.quantile(pw[ok], 0.1))
+        margin = max(
+            c.drift_rel * stats.base_w, c.drift_floor_w, c.drift_sigmas * stats.base_spread_w
+        )
+        excess = base - stats.base_w
+        if excess <= margin:
+            return []
+        return [Anomaly(zone_id=zone, type=BASE_LOAD_DRIFT, score=excess / margin,
+                        at=float(ts[ok][-1]),
+                        detail={"base_w": base, "clean_base_w": stats.base_w})]
+
+    def _score_pattern(self, ts, pw, relay, zone: str, stats: ZoneStats) -> list[Anomaly]:
+        if self.forest is None or not self.config.emit_unusual_pattern:
+            return []
+        x, starts = _window_features(ts, pw, relay, stats.scale_w)
+        if x.shape[0] == 0:
+            return []
+        s = self.forest.score_samples(x)
+        i = int(np.argmin(s))
+        if s[i] >= self.forest_threshold:
+            return []
+        return [Anomaly(zone_id=zone, type=UNUSUAL_PATTERN,
+                        score=float(s[i] / self.forest_threshold), at=float(starts[i]),
+                        detail={"isolation_score": float(s[i])})]
+
+    def _score_site(self, h: History, win: np.ndarray) -> list[Anomaly]:
+        c = self.config
+        ts = h.timestamps
+        out: list[Anomaly] = []
+        soc = np.where(win, h.soc_pct, np.nan)
+        volt = np.where(win, h.voltage_v, np.nan)
+        pv = np.where(win, h.pv_w, np.nan)
+        checks = {
+            "soc_pct": (soc < 0) | (soc > 100),
+            "voltage_v": (volt <= 0) | (volt > c.max_voltage_v),
+            "pv_w": pv < -c.negative_tolerance_w,
+            "site_load_w": np.where(win, h.site_load_w, 0) < -c.negative_tolerance_w,
+        }
+        if self.pv_max_by_hour_w is not None:
+            hour = (np.floor(ts / 3600.0) % 24).astype(int)
+            # Solar against time of day: well above anything seen at this hour (e.g. at night).
+            limit = 1.5 * self.pv_max_by_hour_w[hour] + 50.0
+            checks["pv_vs_time_of_day"] = pv > limit
+        for name, bad in checks.items():
+            if bad.any():
+                i = int(np.nonzero(bad)[0][0])
+                out.append(Anomaly(zone_id=None, type=IMPOSSIBLE_VALUE, score=2.0, at=float(ts[i]),
+                                   detail={"check": name}))
+        vm = self.voltage_model
+        if vm is not None:
+            net = h.site_load_w - np.nan_to_num(h.pv_w)
+            valid = (soc >= 0) & (soc <= 100) & (volt > 0) & (volt <= c.max_voltage_v)
+            z = np.abs(vm.residual(volt, soc, net)) / vm.sigma_v
+            z = np.where(valid, z, np.nan)
+            mismatch = z > c.voltage_sigmas
+            for a, b in _runs(mismatch):
+                if b - a >= c.voltage_min_samples:
+                    zz = float(np.median(z[a:b]))
+                    out.append(Anomaly(zone_id=None, type=VOLTAGE_SOC_MISMATCH,
+                                       score=zz / c.voltage_sigmas, at=float(ts[a]),
+                                       detail={"sigmas": zz, "samples": float(b - a)}))
+        return out

@@ -1,0 +1,174 @@
+"""Feature engineering (numpy only): calendar terms, lags, rolling means, relay and weather."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .history import SECONDS_PER_DAY
+
+DAYS_PER_WEEK = 7
+PROFILE_DAYS = 7  # the same-slot profile averages this many past days
+
+DEMAND_FEATURE_NAMES: tuple[str, ...] = (
+    "hour_sin",
+    "hour_cos",
+    "hour2_sin",
+    "hour2_cos",
+    "weekday_sin",
+    "weekday_cos",
+    "weekend",
+    "steps_ahead_h",
+    "lag_day_w",
+    "lag_week_w",
+    "profile_day_w",
+    "profile_weekday_w",
+    "last_w",
+    "mean_1h_w",
+    "mean_24h_w",
+    "pv_mean_24h_w",
+    "pv_lag_day_w",
+    "relay_on_fraction",
+    "temperature_c",
+)
+
+
+def calendar_features(slot_start_s: np.ndarray, *, utc_offset_s: float = 0.0) -> np.ndarray:
+    """Hour of day (two harmonics) and weekday as cyclic terms, plus a weekend flag."""
+    t = np.asarray(slot_start_s, dtype=float) + utc_offset_s
+    day_frac = np.mod(t, SECONDS_PER_DAY) / SECONDS_PER_DAY
+    # Epoch day 0 (1970-01-01) was a Thursday: +3 makes Monday 0.
+    weekday = np.mod(np.floor(t / SECONDS_PER_DAY) + 3, DAYS_PER_WEEK)
+    a = 2 * np.pi * day_frac
+    w = 2 * np.pi * weekday / DAYS_PER_WEEK
+    return np.column_stack(
+        [
+            np.sin(a),
+            np.cos(a),
+            np.sin(2 * a),
+            np.cos(2 * a),
+            np.sin(w),
+            np.cos(w),
+            (weekday >= 5).astype(float),
+        ]
+    )
+
+
+def lag(series: np.ndarray, k: int) -> np.ndarray:
+    """`series` delayed by k slots (NaN where no earlier value exists)."""
+    out = np.full_like(np.asarray(series, dtype=float), np.nan)
+    if k < out.shape[0]:
+        out[k:] = series[: out.shape[0] - k]
+    return out
+
+
+def trailing_mean(series: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the finite values among the last `window` slots, inclusive (NaN if none)."""
+    s = np.asarray(series, dtype=float)
+    ok = np.isfinite(s)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, s, 0.0))])
+    ccnt = np.concatenate([[0], np.cumsum(ok)])
+    idx = np.arange(1, s.shape[0] + 1)
+    lo = np.maximum(idx - window, 0)
+    total = csum[idx] - csum[lo]
+    count = ccnt[idx] - ccnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _take(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """series[idx], NaN where idx falls outside the series."""
+    ok = (idx >= 0) & (idx < series.shape[0])
+    out = np.full(idx.shape, np.nan)
+    out[ok] = series[idx[ok]]
+    return out
+
+
+def _nanmean_rows(m: np.ndarray) -> np.ndarray:
+    """Row means ignoring NaN (NaN for an all-NaN row) without a warning."""
+    ok = np.isfinite(m)
+    count = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(ok, m, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesContext:
+    """One series on a regular slot grid, with its exogenous inputs on the same grid."""
+
+    grid_start_s: float
+    slot_s: float
+    load_w: np.ndarray
+    pv_w: np.ndarray
+    relay_on_fraction: np.ndarray
+    temperature_c: np.ndarray | None = None
+    utc_offset_s: float = 0.0
+
+    @property
+    def slots_per_day(self) -> int:
+        """Slots in one day."""
+        return round(SECONDS_PER_DAY / self.slot_s)
+
+
+def seasonal_index(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray, period: int):
+    """Index of the latest same-phase slot (multiple of `period`) at or before each origin."""
+    k = np.ceil(steps / period).astype(np.int64)
+    return origins + steps - k * period, k
+
+
+def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """One row per (origin, step): features known at slot `origin` for slot `origin + step`.
+
+    `origin` is the last slot with data; every lag is taken at or before it, never after.
+    """
+    origins = np.asarray(origins, dtype=np.int64)
+    steps = np.asarray(steps, dtype=np.int64)
+    if np.any(steps < 1):
+        raise ValueError("steps ahead must be >= 1")
+    y = ctx.load_w
+    d = ctx.slots_per_day
+    target = origins + steps
+    cal = calendar_features(ctx.grid_start_s + target * ctx.slot_s, utc_offset_s=ctx.utc_offset_s)
+    day_idx, _ = seasonal_index(ctx, origins, steps, d)
+    week_idx, _ = seasonal_index(ctx, origins, steps, d * DAYS_PER_WEEK)
+    profile = _nanmean_rows(
+        np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
+    )
+    weekday_profile = _nanmean_rows(
+        np.column_stack([_take(y, week_idx - m * d * DAYS_PER_WEEK) for m in range(2)])
+    )
+    hour_slots = max(1, round(3600.0 / ctx.slot_s))
+    mean_1h = _take(trailing_mean(y, hour_slots), origins)
+    mean_24h = _take(trailing_mean(y, d), origins)
+    pv_24h = _take(trailing_mean(ctx.pv_w, d), origins)
+    temperature = (
+        np.full(origins.shape, np.nan)
+        if ctx.temperature_c is None
+        else _take(ctx.temperature_c, origins)
+    )
+    return np.column_stack(
+        [
+            cal,
+            steps * ctx.slot_s / 3600.0,
+            _take(y, day_idx),
+            _take(y, week_idx),
+            profile,
+            weekday_profile,
+            _take(y, origins),
+            mean_1h,
+            mean_24h,
+            pv_24h,
+            _take(ctx.pv_w, day_idx),
+            _take(ctx.relay_on_fraction, origins),
+            temperature,
+        ]
+    )
+
+
+def seasonal_persistence(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Mean of the same slot over up to 7 past days; else the last day's mean; else NaN."""
+    feats = demand_features(ctx, origins, steps)
+    profile = feats[:, DEMAND_FEATURE_NAMES.index("profile_day_w")]
+    mean_24h = feats[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    return np.where(np.isfinite(profile), profile, mean_24h)

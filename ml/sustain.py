@@ -1,0 +1,230 @@
+"""Battery sustain time: hours until the emergency band and until empty, with P10/P50/P90.
+
+Energy balance over the forecast net load (load - PV, W per slot), on a battery whose effective
+capacity and forecast error spread are learned from the site's own history. No scikit-learn.
+A level that is not reached within the forecast horizon gives `math.inf` hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+from .features import SeriesContext, seasonal_index, seasonal_persistence
+from .history import History, resample
+
+DEFAULT_KNOTS_H: tuple[float, ...] = (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
+MIN_CAPACITY_ROWS = 48  # slots of SoC history needed before trusting the learned capacity factor
+
+
+@dataclass(frozen=True, kw_only=True)
+class SustainCorrection:
+    """What history teaches: how fast SoC really moves, and how wrong net-energy forecasts are.
+
+    `soc_rate_factor` is the realised SoC change per change the nameplate balance predicts
+    (> 1: the battery holds less than its nameplate). `err_q*_wh` are quantiles of the realised
+    minus forecast cumulative net energy at `knots_h` hours ahead.
+    """
+
+    soc_rate_factor: float = 1.0
+    knots_h: tuple[float, ...] = ()
+    err_q10_wh: tuple[float, ...] = ()
+    err_q50_wh: tuple[float, ...] = ()
+    err_q90_wh: tuple[float, ...] = ()
+    rows: int = 0
+
+    def spread_wh(self, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Low and high cumulative-energy error around the median at `hours` ahead."""
+        if not self.knots_h:
+            z = np.zeros_like(hours)
+            return z, z
+        knots = np.concatenate([[0.0], self.knots_h])
+        q10 = np.concatenate([[0.0], np.subtract(self.err_q10_wh, self.err_q50_wh)])
+        q90 = np.concatenate([[0.0], np.subtract(self.err_q90_wh, self.err_q50_wh)])
+        return np.interp(hours, knots, q10), np.interp(hours, knots, q90)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SustainEstimate:
+    """Hours until the emergency band and until empty (P10 soonest … P90 latest; inf: not
+    reached within `horizon_h`)."""
+
+    hours_to_emergency_p10: float
+    hours_to_emergency_p50: float
+    hours_to_emergency_p90: float
+    hours_to_empty_p10: float
+    hours_to_empty_p50: float
+    hours_to_empty_p90: float
+    horizon_h: float
+    usable_wh: float  # energy above the emergency band now (effective capacity)
+
+
+def energy_path_wh(*, start_wh: float, full_wh: float, net_w: np.ndarray, dt_h: np.ndarray):
+    """Stored energy at each slot boundary; charging stops at full (no floor: we look for it)."""
+    out = np.empty(net_w.shape[0] + 1)
+    out[0] = start_wh
+    e = start_wh
+    for i, (p, h) in enumerate(zip(net_w, dt_h)):
+        e = min(e - p * h, full_wh)
+        out[i + 1] = e
+    return out
+
+
+def first_crossing_h(times_h: np.ndarray, energy_wh: np.ndarray, level_wh: float) -> float:
+    """First time the piecewise-linear energy path falls to `level_wh` (inf if never)."""
+    if energy_wh[0] <= level_wh:
+        return 0.0
+    below = np.nonzero(energy_wh <= level_wh)[0]
+    if below.size == 0:
+        return math.inf
+    i = int(below[0])
+    e0, e1 = energy_wh[i - 1], energy_wh[i]
+    frac = (e0 - level_wh) / (e0 - e1)
+    return float(times_h[i - 1] + frac * (times_h[i] - times_h[i - 1]))
+
+
+def sustain_time(
+    *,
+    now: float,
+    capacity_wh: float,
+    soc_pct: float,
+    emergency_pct: float = 10.0,
+    forecast_net_w: np.ndarray,
+    slot_minutes: int,
+    correction: SustainCorrection | None = None,
+) -> SustainEstimate:
+    """Hours the battery lasts under `forecast_net_w` (W per slot, the first holding `now`).
+
+    Without a correction, P10 = P50 = P90 (the plain energy balance).
+    """
+    net = np.asarray(forecast_net_w, dtype=float)
+    if capacity_wh <= 0 or not math.isfinite(capacity_wh):
+        raise ValueError(f"capacity_wh must be a positive number, got {capacity_wh}")
+    if not 0.0 <= soc_pct <= 100.0 or not 0.0 <= emergency_pct < 100.0:
+        raise ValueError(
+            f"soc_pct and emergency_pct must lie in 0..100, got {soc_pct}, {emergency_pct}"
+        )
+    if slot_minutes <= 0 or net.ndim != 1 or net.size == 0 or not np.all(np.isfinite(net)):
+        raise ValueError("forecast_net_w must be a non-empty finite 1-D array; slot_minutes > 0")
+    corr = correction or SustainCorrection()
+    slot_h = slot_minutes / 60.0
+    # The first slot is partly over: only what is left of it counts.
+    elapsed_h = (now % (slot_minutes * 60.0)) / 3600.0
+    dt_h = np.full(net.size, slot_h)
+    dt_h[0] = max(slot_h - elapsed_h, 0.0)
+    times_h = np.concatenate([[0.0], np.cumsum(dt_h)])
+    full_wh = capacity_wh / corr.soc_rate_factor
+    path = energy_path_wh(start_wh=full_wh * soc_pct / 100.0, full_wh=full_wh, net_w=net, dt_h=dt_h)
+    low, high = corr.spread_wh(times_h)
+    emergency_wh = full_wh * emergency_pct / 100.0
+    levels = {"emergency": emergency_wh, "empty": 0.0}
+    hours = {}
+    for name, level in levels.items():
+        # P10 (soonest) assumes the high end of consumption error, P90 the low end.
+        hours[f"{name}_p10"] = first_crossing_h(times_h, path - high, level)
+        hours[f"{name}_p50"] = first_crossing_h(times_h, path, level)
+        hours[f"{name}_p90"] = first_crossing_h(times_h, path - low, level)
+    return SustainEstimate(
+        hours_to_emergency_p10=hours["emergency_p10"],
+        hours_to_emergency_p50=hours["emergency_p50"],
+        hours_to_emergency_p90=hours["emergency_p90"],
+        hours_to_empty_p10=hours["empty_p10"],
+        hours_to_empty_p50=hours["empty_p50"],
+        hours_to_empty_p90=hours["empty_p90"],
+        horizon_h=float(times_h[-1]),
+        usable_wh=float(max(path[0] - emergency_wh, 0.0)),
+    )
+
+
+def fit_soc_rate_factor(
+    soc_pct: np.ndarray, net_w: np.ndarray, *, capacity_wh: float, slot_h: float
+) -> tuple[float, int]:
+    """Least-squares slope of realised vs nameplate-predicted SoC change per slot."""
+    d_obs = np.diff(soc_pct)
+    d_pred = -net_w[:-1] * slot_h / capacity_wh * 100.0
+    # Near full the charger tapers and near empty the inverter cuts: keep the linear middle.
+    ok = (
+        np.isfinite(d_obs)
+        & np.isfinite(d_pred)
+        & (soc_pct[:-1] > 5)
+        & (soc_pct[:-1] < 95)
+        & (soc_pct[1:] < 95)
+        & (np.abs(d_pred) > 1e-3)
+    )
+    if ok.sum() < MIN_CAPACITY_ROWS:
+        return 1.0, int(ok.sum())
+    k = float(np.sum(d_obs[ok] * d_pred[ok]) / np.sum(d_pred[ok] ** 2))
+    return float(np.clip(k, 0.5, 2.0)), int(ok.sum())
+
+
+def persistence_net_forecast(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray):
+    """Fallback net forecast: the same-slot load profile minus yesterday's PV."""
+    load = seasonal_persistence(ctx, origins, steps)
+    day_idx, _ = seasonal_index(ctx, origins, steps, ctx.slots_per_day)
+    pv = np.where((day_idx >= 0), ctx.pv_w[np.clip(day_idx, 0, ctx.pv_w.size - 1)], np.nan)
+    return load - np.where(np.isfinite(pv), pv, 0.0)
+
+
+def fit_sustain_correction(
+    history: History,
+    *,
+    capacity_wh: float,
+    slot_minutes: int = 30,
+    knots_h: tuple[float, ...] = DEFAULT_KNOTS_H,
+    utc_offset_s: float = 0.0,
+) -> SustainCorrection:
+    """Learn the SoC rate factor and the net-energy forecast error quantiles from history.
+
+    Errors are those of the seasonal-persistence forecast (out of sample by construction); only
+    their spread around the median is used, so they widen or narrow P10/P90 but never move P50.
+    """
+    grid = resample(history, slot_minutes)
+    if grid.size < 2:
+        return SustainCorrection()
+    slot_h = slot_minutes / 60.0
+    net = grid.site_load_w - np.where(np.isfinite(grid.pv_w), grid.pv_w, 0.0)
+    k, rows = fit_soc_rate_factor(grid.soc_pct, net, capacity_wh=capacity_wh, slot_h=slot_h)
+    ctx = SeriesContext(
+        grid_start_s=float(grid.timestamps[0]),
+        slot_s=slot_minutes * 60.0,
+        load_w=grid.site_load_w,
+        pv_w=grid.pv_w,
+        relay_on_fraction=np.full(grid.size, np.nan),
+        utc_offset_s=utc_offset_s,
+    )
+    n = grid.size
+    d = ctx.slots_per_day
+    h_max = max(1, round(max(knots_h) / slot_h))
+    origins = np.arange(d, n - 1, max(1, round(1.0 / slot_h)))
+    if origins.size < 10:
+        return SustainCorrection(soc_rate_factor=k, rows=rows)
+    o = np.repeat(origins, h_max)
+    s = np.tile(np.arange(1, h_max + 1), origins.size)
+    inside = o + s < n
+    fc = np.full(o.shape, np.nan)
+    fc[inside] = persistence_net_forecast(ctx, o[inside], s[inside])
+    actual = np.full(o.shape, np.nan)
+    actual[inside] = net[(o + s)[inside]]
+    cum_err = np.cumsum((actual - fc).reshape(origins.size, h_max) * slot_h, axis=1)
+    q10, q50, q90 = [], [], []
+    used = []
+    for h in knots_h:
+        col = cum_err[:, min(h_max, max(1, round(h / slot_h))) - 1]
+        col = col[np.isfinite(col)]
+        if col.size < 10:
+            continue
+        used.append(float(h))
+        a, b, c = np.quantile(col, [0.1, 0.5, 0.9])
+        q10.append(float(a))
+        q50.append(float(b))
+        q90.append(float(c))
+    return SustainCorrection(
+        soc_rate_factor=k,
+        knots_h=tuple(used),
+        err_q10_wh=tuple(q10),
+        err_q50_wh=tuple(q50),
+        err_q90_wh=tuple(q90),
+        rows=rows,
+    )
