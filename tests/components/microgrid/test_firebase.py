@@ -769,6 +769,15 @@ def test_sse_decoder_fields_and_comments() -> None:
     assert decoder.feed(b"data: null\n\n") == [SSEEvent(event="keep-alive", data="null")]
 
 
+def test_sse_decoder_crlf_split_between_chunks() -> None:
+    """A CRLF cut between \\r and \\n is one line end, not a blank line."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: put\r") == []
+    assert decoder.feed(b"\ndata: 1\r") == []
+    assert decoder.feed(b"\n\r") == [SSEEvent(event="put", data="1")]
+    assert decoder.feed(b"\nevent: patch\rdata: 2\r\r") == [SSEEvent(event="patch", data="2")]
+
+
 def test_sse_decoder_caps_an_endless_event() -> None:
     """An event that never ends is an error, not unbounded memory."""
     decoder = SSEDecoder(max_event_bytes=1000)
@@ -802,4 +811,7 @@ def test_sse_decoder_is_independent_of_chunking(
     out: list[SSEEvent] = []
     for start, end in itertools.pairwise(bounds):
         out.extend(decoder.feed(stream[start:end]))
-    assert out == [SSEEvent(event=name, data=data) for name, data in events]
+    expected = [SSEEvent(event=name, data=data) for name, data in events]
+    assert out == expected
+    byte_by_byte = SSEDecoder()
+    assert [e for i in range(len(stream)) for e in byte_by_byte.feed(stream[i : i + 1])] == expected
