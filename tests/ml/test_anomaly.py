@@ -1,0 +1,134 @@
+"""Anomaly detector: each injected fault is caught with its type; clean data stays quiet."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ml.anomaly import (
+    BASE_LOAD_DRIFT,
+    BOARD_SILENT,
+    IMPOSSIBLE_VALUE,
+    RELAY_OFF_POWER_FLOW,
+    SENSOR_SPIKE,
+    VOLTAGE_SOC_MISMATCH,
+    AnomalyDetector,
+)
+
+from .synth import DAY_S, START_S, site_history
+
+HOUR = 12  # 5-minute samples per hour
+
+
+@pytest.fixture(scope="module")
+def detector() -> AnomalyDetector:
+    train = site_history(days=7, seed=1)
+    # Zone2 is switched off every night 01:00-05:00 in training, drawing nothing.
+    relay = train.zone_relay_on["Zone2"].copy()
+    hour = (train.timestamps % DAY_S) / 3600
+    off = (hour >= 1) & (hour < 5)
+    relay[off] = 0.0
+    power = train.zone_power_w["Zone2"].copy()
+    power[off] = 0.0
+    train = replace(
+        train,
+        zone_relay_on={**train.zone_relay_on, "Zone2": relay},
+        zone_power_w={**train.zone_power_w, "Zone2": power},
+    )
+    return AnomalyDetector().fit(train)
+
+
+def _day(seed: int = 7):
+    return site_history(days=1, seed=seed, start_s=START_S + 8 * DAY_S)
+
+
+def _types(detector, h, now=None):
+    now = h.timestamps[-1] + 300 if now is None else now
+    return {(a.zone_id, a.type) for a in detector.score(h, now=now)}
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9, 10])
+def test_clean_days_raise_nothing(detector, seed) -> None:
+    assert _types(detector, _day(seed)) == set()
+
+
+def _with_zone(h, zone, power=None, relay=None):
+    return replace(
+        h,
+        zone_power_w={**h.zone_power_w, zone: h.zone_power_w[zone] if power is None else power},
+        zone_relay_on={**h.zone_relay_on, zone: h.zone_relay_on[zone] if relay is None else relay},
+    )
+
+
+def test_relay_off_while_power_flows(detector) -> None:
+    h = _day()
+    relay = h.zone_relay_on["Zone1"].copy()
+    relay[100:124] = 0.0  # reported OFF for two hours, but power keeps flowing (stuck relay)
+    found = detector.score(_with_zone(h, "Zone1", relay=relay), now=h.timestamps[-1] + 300)
+    hit = [a for a in found if a.type == RELAY_OFF_POWER_FLOW]
+    assert [a.zone_id for a in hit] == ["Zone1"] and hit[0].score > 1
+    assert hit[0].at == h.timestamps[100]
+
+
+def test_relay_off_with_no_power_is_normal(detector) -> None:
+    h = _day()
+    relay = h.zone_relay_on["Zone1"].copy()
+    power = h.zone_power_w["Zone1"].copy()
+    relay[100:124] = 0.0
+    power[100:124] = 0.0
+    assert _types(detector, _with_zone(h, "Zone1", power=power, relay=relay)) == set()
+
+
+def test_sensor_spike(detector) -> None:
+    h = _day()
+    power = h.zone_power_w["Zone2"].copy()
+    power[150] = 3_000.0
+    assert (("Zone2", SENSOR_SPIKE)) in _types(detector, _with_zone(h, "Zone2", power=power))
+
+
+def test_base_load_drift(detector) -> None:
+    h = _day()
+    power = h.zone_power_w["Zone1"] + 40.0  # a leak: base load up 40 W on a ~65 W base
+    assert ("Zone1", BASE_LOAD_DRIFT) in _types(detector, _with_zone(h, "Zone1", power=power))
+
+
+def test_board_silent(detector) -> None:
+    h = _day()
+    power = h.zone_power_w["Zone2"].copy()
+    power[200:] = np.nan  # stops reporting at ~16:40
+    found = detector.score(_with_zone(h, "Zone2", power=power), now=h.timestamps[-1] + 300)
+    silent = [a for a in found if a.type == BOARD_SILENT]
+    assert [a.zone_id for a in silent] == ["Zone2"]
+    assert silent[0].at == h.timestamps[199]
+
+
+def test_voltage_inconsistent_with_soc(detector) -> None:
+    h = _day()
+    v = h.voltage_v.copy()
+    v[60:80] += 0.6  # the voltage says full while SoC says half
+    assert (None, VOLTAGE_SOC_MISMATCH) in _types(detector, replace(h, voltage_v=v))
+
+
+def test_impossible_values(detector) -> None:
+    h = _day()
+    soc = h.soc_pct.copy()
+    soc[10] = 130.0
+    pv = h.pv_w.copy()
+    pv[5] = 800.0  # full sun at 00:25 UTC
+    power = h.zone_power_w["Zone1"].copy()
+    power[40] = -500.0
+    types = _types(detector, _with_zone(replace(h, soc_pct=soc, pv_w=pv), "Zone1", power=power))
+    assert {(None, IMPOSSIBLE_VALUE), ("Zone1", IMPOSSIBLE_VALUE)} <= types
+    found = detector.score(replace(h, pv_w=pv), now=h.timestamps[-1])
+    details = {a.detail.get("check") for a in found}
+    assert "pv_vs_time_of_day" in details
+
+
+def test_unfitted_detector_still_checks_physics() -> None:
+    h = _day()
+    power = h.zone_power_w["Zone1"].copy()
+    power[3] = -1_000.0
+    types = _types(AnomalyDetector(), _with_zone(h, "Zone1", power=power))
+    assert types == {("Zone1", IMPOSSIBLE_VALUE)}

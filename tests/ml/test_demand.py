@@ -1,0 +1,89 @@
+"""Demand forecaster: fallback, regression, no look-ahead, slot conversion, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ml.demand import METHOD_PERSISTENCE, METHOD_REGRESSION, DemandForecaster
+from ml.history import empty_history
+
+from .synth import DAY_S, site_history
+
+
+def _truth(now: float, slots: int, seed: int = 99) -> np.ndarray:
+    """The noiseless site load the synthetic site would draw after `now` (30-min means)."""
+    h = site_history(days=3, slot_s=1800.0, noise_w=0.0, seed=seed, start_s=now)
+    return h.site_load_w[:slots]
+
+
+def test_fallback_before_a_week_of_history_repeats_recent_days() -> None:
+    h = site_history(days=3, slot_s=1800.0, noise_w=0.0)
+    now = h.timestamps[-1] + 1800.0
+    f = DemandForecaster(slot_minutes=30)
+    report = f.fit(h, now=now)
+    assert report.method == METHOD_PERSISTENCE and report.rows == 0
+    fc = f.predict(h, now=now, horizon_slots=48, slot_minutes=30)
+    assert fc.method == METHOD_PERSISTENCE
+    # History is Wed-Fri, the forecast day a Saturday (its shape is 15 % higher).
+    expected = h.site_load_w[-48:]
+    assert np.all(np.abs(fc.site_w - expected) <= 0.2 * expected)
+    assert set(fc.zone_w) == {"Zone1", "Zone2"}
+
+
+def test_regression_after_enough_history_tracks_the_daily_shape() -> None:
+    h = site_history(days=16, slot_s=1800.0, noise_w=15.0)
+    now = h.timestamps[-1] + 1800.0
+    f = DemandForecaster(slot_minutes=30, max_iter=60)
+    report = f.fit(h, now=now)
+    assert report.method == METHOD_REGRESSION and report.rows > 1000
+    assert report.mae_backtest is not None and report.mae_backtest < 40.0
+    fc = f.predict(h, now=now, horizon_slots=48, slot_minutes=30)
+    truth = _truth(now, 48)
+    assert np.mean(np.abs(fc.site_w - truth)) < 30.0  # noise is 15 W per zone
+    assert np.all(fc.site_w >= 0)
+    np.testing.assert_allclose(fc.slot_start, now + 1800.0 * np.arange(48))
+
+
+def test_data_after_now_is_ignored() -> None:
+    h = site_history(days=4, slot_s=1800.0)
+    now = h.timestamps[-1] - DAY_S
+    f = DemandForecaster(slot_minutes=30)
+    f.fit(h, now=now)
+    a = f.predict(h, now=now, horizon_slots=12, slot_minutes=30)
+    b = f.predict(h.before(now), now=now, horizon_slots=12, slot_minutes=30)
+    np.testing.assert_array_equal(a.site_w, b.site_w)
+
+
+def test_coarser_output_slots_are_time_weighted_means() -> None:
+    h = site_history(days=4, slot_s=1800.0)
+    now = h.timestamps[-1] + 1800.0  # on a whole hour
+    f = DemandForecaster(slot_minutes=30)
+    half = f.predict(h, now=now, horizon_slots=8, slot_minutes=30).site_w
+    hourly = f.predict(h, now=now, horizon_slots=4, slot_minutes=60).site_w
+    np.testing.assert_allclose(hourly, half.reshape(4, 2).mean(axis=1))
+
+
+def test_no_history_or_bad_arguments_give_a_clear_error() -> None:
+    f = DemandForecaster()
+    with pytest.raises(ValueError, match="no history"):
+        f.predict(empty_history(), now=1e9, horizon_slots=4, slot_minutes=30)
+    h = site_history(days=1, slot_s=1800.0)
+    with pytest.raises(ValueError):
+        f.predict(h, now=h.timestamps[-1], horizon_slots=0, slot_minutes=30)
+    with pytest.raises(ValueError):
+        DemandForecaster(slot_minutes=0)
+
+
+def test_importing_forecast_and_sustain_does_not_import_sklearn() -> None:
+    code = (
+        "import sys, ml.demand, ml.sustain, ml.anomaly, ml.store, ml.features;"
+        "print(any(m == 'sklearn' or m.startswith('sklearn.') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="."
+    )
+    assert out.stdout.strip() == "False"
