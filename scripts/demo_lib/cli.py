@@ -22,11 +22,11 @@ from .configdir import reset_dir, write_config_dir
 from .ha_api import HAClient, HAError
 from .procs import Child, Supervisor, log_tail
 from .site_setup import (
-    DEMO_SITE,
     Credentials,
     add_household,
     add_microgrid_entry,
     create_household_user,
+    demo_site_spec,
     wait_for_zone_switches,
 )
 
@@ -44,7 +44,7 @@ class Options:
     speed: float
     port: int
     sim_port: int
-    soc_pct: float
+    soc_pct: float | None
     state_dir: Path
     integration_dir: Path
     database_url: str | None
@@ -67,8 +67,9 @@ def parse_args(argv: list[str]) -> Options:
                         help="simulated clock speed (N times real time)")
     parser.add_argument("--port", type=int, default=8123, help="Home Assistant HTTP port")
     parser.add_argument("--sim-port", type=int, default=9000, help="simulated RTDB port")
-    parser.add_argument("--soc", type=float, default=60.0, dest="soc_pct",
-                        help="initial battery state of charge of the simulated site (%%)")
+    parser.add_argument("--soc", type=float, default=None, dest="soc_pct",
+                        help="initial battery state of charge of the simulated site (%%); "
+                        "default: the sim's own")
     parser.add_argument("--dir", type=Path, default=ROOT / ".demo", dest="state_dir",
                         help="generated config and logs (wiped on every run)")
     parser.add_argument("--integration-dir", type=Path,
@@ -80,7 +81,7 @@ def parse_args(argv: list[str]) -> Options:
     ns = parser.parse_args(argv)
     if ns.speed <= 0:
         parser.error("--speed must be > 0")
-    if not 0 <= ns.soc_pct <= 100:
+    if ns.soc_pct is not None and not 0 <= ns.soc_pct <= 100:
         parser.error("--soc must be within 0..100")
     return Options(**{k: v for k, v in vars(ns).items()})
 
@@ -145,6 +146,7 @@ async def bring_up(
 ) -> None:
     """Start the site and Home Assistant, onboard, configure; return when READY."""
     started = time.monotonic()
+    site = demo_site_spec()
     config_dir = opts.state_dir / "config"
     write_config_dir(config_dir, integration_src=opts.integration_dir, port=opts.port)
     py = sys.executable
@@ -154,7 +156,8 @@ async def bring_up(
         sim = sup.spawn(
             "sim",
             [py, "-m", "sim", "run", "--port", str(opts.sim_port), "--secret", secret,
-             "--speed", f"{opts.speed:g}", "--soc", f"{opts.soc_pct:g}"],
+             "--speed", f"{opts.speed:g}",
+             *(["--soc", f"{opts.soc_pct:g}"] if opts.soc_pct is not None else [])],
             env=child_env(repo_importable=True),
             cwd=ROOT,
         )
@@ -187,15 +190,15 @@ async def bring_up(
             household_id = await create_household_user(ws, name="Household", creds=household)
             say("adding the microgrid config entry")
             entry_id = await add_microgrid_entry(
-                client, token, site=DEMO_SITE, database_url=database_url, command_secret=secret
+                client, token, site=site, database_url=database_url, command_secret=secret
             )
             await add_household(
-                client, token, entry_id=entry_id, name=DEMO_SITE.household_name,
+                client, token, entry_id=entry_id, name=site.household_name,
                 member_ids=[household_id],
             )
-            found = await wait_for_zone_switches(ws, count=len(DEMO_SITE.zones), timeout_s=30)
-            if found < len(DEMO_SITE.zones):
-                say(f"warning: only {found} of {len(DEMO_SITE.zones)} zone switches registered")
+            found = await wait_for_zone_switches(ws, count=len(site.zones), timeout_s=30)
+            if found < len(site.zones):
+                say(f"warning: only {found} of {len(site.zones)} zone switches registered")
     say(f"ready after {time.monotonic() - started:.1f} s; logs in {sup.log_dir}")
 
 

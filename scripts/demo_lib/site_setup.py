@@ -37,24 +37,33 @@ class SiteSpec:
     household_name: str
 
 
-# The simulated site (sim/site.py DEMO_SITE) as an installer would describe it.
-DEMO_SITE = SiteSpec(
-    site_name="Demo village",
-    battery_capacity_wh=5000.0,
-    nominal_voltage_v=12.0,
-    power_limit_w=1500.0,
-    household_name="Homes",
-    zones=(
-        ZoneSpec(zone_id="Zone1", name="Clinic & emergency lights", priority="critical",
-                 rated_w=150.0, schedule="always"),
-        ZoneSpec(zone_id="Zone2", name="Street lights", priority="semi_critical",
-                 rated_w=200.0, schedule="night"),
-        ZoneSpec(zone_id="Zone3", name="Homes", priority="non_critical",
-                 rated_w=400.0, schedule="always", household="Homes"),
-        ZoneSpec(zone_id="Zone4", name="Water pump", priority="deferrable",
-                 rated_w=300.0, schedule="day"),
-    ),
-)
+SITE_NAME = "Demo village"
+HOUSEHOLD_NAME = "Homes"
+HOUSEHOLD_ZONES = frozenset({"Zone3"})  # the zones the household "Homes" may switch
+
+
+def demo_site_spec() -> SiteSpec:
+    """Describe sim/site.py's DEMO_SITE as an installer would type it into the config flow."""
+    from sim.site import DEMO_POWER_LIMIT_W, DEMO_SITE
+
+    return SiteSpec(
+        site_name=SITE_NAME,
+        battery_capacity_wh=DEMO_SITE.battery.capacity_wh,
+        nominal_voltage_v=DEMO_SITE.battery.nominal_voltage_v,
+        power_limit_w=DEMO_POWER_LIMIT_W,
+        household_name=HOUSEHOLD_NAME,
+        zones=tuple(
+            ZoneSpec(
+                zone_id=zone.zone_id,
+                name=zone.name,
+                priority=zone.priority,
+                rated_w=zone.rated_w,
+                schedule=zone.schedule,
+                household=HOUSEHOLD_NAME if zone.zone_id in HOUSEHOLD_ZONES else "",
+            )
+            for zone in DEMO_SITE.zones
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
