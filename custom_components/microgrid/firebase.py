@@ -551,6 +551,7 @@ class FirebaseLink:
         if self._task is not None and not self._task.done():
             return
         self._cancelled = False
+        self._restart.clear()
         self._task = create_task(self._run())
 
     async def async_stop(self) -> None:

@@ -398,6 +398,21 @@ async def test_start_twice_keeps_one_stream(
     assert server.stream_count("sensors") == 1
 
 
+async def test_eager_start_and_restart_after_stop(
+    make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
+) -> None:
+    """HA creates background tasks eagerly; a stopped link can be started again."""
+    loop = asyncio.get_running_loop()
+    link = make_link()
+    link.start(lambda coro: asyncio.eager_task_factory(loop, coro))
+    await wait_until(lambda: link.connected, "eager start")
+    await link.async_stop()
+    server.set_value("sensors/Zone7", {"relayState": False})
+    link.start(loop.create_task)
+    await wait_until(lambda: link.connected and "Zone7" in link.mirror, "second start")
+    assert link.reconnects == 0
+
+
 # --- malformed streams (hand-written server) -----------------------------------------------------
 
 
