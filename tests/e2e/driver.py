@@ -198,6 +198,8 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             result["zone1_command_after_household_off"] = (cmd1 or {}).get("command")
 
             # Low battery: the fleet reports 8 % from now on, and a reading lands right away.
+            result["states_before_low"] = await switch_states(hh, switches)
+            low_at = time.monotonic()
             try:
                 async with session.post(
                     f"http://127.0.0.1:{SIM_PORT}/.sim/site/soc",
@@ -227,7 +229,23 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
                     and result["commands_after_low"].get("Zone1") != "OFF"
                 )
 
-            result["shed"], result["shed_s"] = await wait_until(shed, timeout_s=SHED_TIMEOUT_S)
+            result["shed"], _ = await wait_until(shed, timeout_s=SHED_TIMEOUT_S)
+            result["shed_s"] = round(time.monotonic() - low_at, 3)  # from the first low write
+
+            # In the emergency band the household cannot bring its own zone back.
+            try:
+                await hh.call(
+                    "call_service", domain="switch", service="turn_on",
+                    target={"entity_id": switches.get("Zone3", "switch.missing")},
+                    return_response=False,
+                )
+                result["emergency_on_error"] = None
+            except HAError as err:
+                result["emergency_on_error"] = str(err)
+            await asyncio.sleep(1)
+            result["zone3_after_emergency_on"] = (await switch_states(hh, switches)).get("Zone3")
+            cmd3 = await rtdb(session, "GET", "commands/Zone3")
+            result["zone3_command_after_emergency_on"] = (cmd3 or {}).get("command")
             commands = await rtdb(session, "GET", "commands") or {}
             result["sig_valid"] = {}
             for zone, command in commands.items():
