@@ -321,7 +321,7 @@ class Board:
 
     async def _listen_loop(self) -> None:
         """Keep a stream on commands/<node> open, reconnecting with backoff."""
-        backoff_s = 0.5
+        backoff_s = 0.25
         while True:
             try:
                 got_data = await self._listen_once()
@@ -329,7 +329,7 @@ class Board:
                 _LOGGER.debug("Board %s stream error: %s", self.node, err)
                 got_data = False
             if got_data:
-                backoff_s = 0.5
+                backoff_s = 0.25
             await asyncio.sleep(backoff_s * random.uniform(0.8, 1.2))
             backoff_s = min(backoff_s * 2, 10.0)
 
