@@ -192,15 +192,18 @@ class _JobRun:
         return max(0.0, self.job.energy_wh - self.delivered_wh)
 
 
-def _active_job(runs: list[_JobRun], zone_id: str, now: datetime, slot: timedelta) -> _JobRun | None:
+def _active_job(
+    runs: list[_JobRun], zone_id: str, now: datetime, slot: timedelta
+) -> _JobRun | None:
     """The job a deferrable zone would run in this slot, if any (earliest deadline first)."""
     live = [r for r in runs if r.job.zone_id == zone_id and r.remaining_wh > 1e-9
             and r.job.earliest <= now and now + slot <= r.job.deadline]
     return min(live, key=lambda r: r.job.deadline) if live else None
 
 
-def _plan_input(s: Scenario, t: int, now: datetime, energy_wh: float, relay_on: dict[str, bool],
-                runs: list[_JobRun], kind: str, demand: dict[str, np.ndarray]) -> PlanInput:
+def _plan_input(s: Scenario, *, t: int, now: datetime, energy_wh: float,
+                relay_on: dict[str, bool], runs: list[_JobRun], kind: str,
+                demand: dict[str, np.ndarray]) -> PlanInput:
     """What the planner is told at slot t."""
     per_day = s.slots_per_day
     horizon = s.horizon_slots
@@ -223,7 +226,7 @@ def _plan_input(s: Scenario, t: int, now: datetime, energy_wh: float, relay_on: 
     )
 
 
-def _trip(on: dict[str, bool], load: dict[str, float], zones: tuple[Zone, ...], energy: float,
+def _trip(on: dict[str, bool], *, load: dict[str, float], zones: tuple[Zone, ...], energy: float,
           pv: float, phys: Physics) -> dict[str, bool]:
     """Zones the physics can carry: trip lowest priority first, largest first, until it holds."""
     on = dict(on)
@@ -281,7 +284,8 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
         soc = energy / s.battery.capacity_wh * 100.0
         if policy == "planner":
             if current_plan is None or (t - s.first_slot) % replan_every == 0:
-                inp = _plan_input(s, t, now, energy, relay_on, runs, forecast_kind, demand)
+                inp = _plan_input(s, t=t, now=now, energy_wh=energy, relay_on=relay_on,
+                                  runs=runs, kind=forecast_kind, demand=demand)
                 started = time.perf_counter()
                 current_plan = plan(inp)
                 plan_ms.append((time.perf_counter() - started) * 1000.0)
@@ -308,7 +312,7 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
                 emergency_pct=s.thresholds.emergency_pct,
             )
         on = {z: wanted.get(z, False) for z in relay_on}
-        on = _trip(on, load_w, s.zones, energy, pv, phys)
+        on = _trip(on, load=load_w, zones=s.zones, energy=energy, pv=pv, phys=phys)
         for zone in s.zones:
             zid = zone.zone_id
             if on[zid] != relay_on[zid]:
@@ -330,11 +334,12 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
                     run.delivered_wh += load_w[zid] * slot_h
         energy = float(step_energy_wh(energy, total, pv, phys))
         min_soc = min(min_soc, energy / s.battery.capacity_wh * 100.0)
-    return _report(s, demand_wh, served_wh, switches, runs, min_soc, plan_ms,
-                   critical_short_at_high_soc)
+    return _report(s, demand_wh=demand_wh, served_wh=served_wh, switches=switches, runs=runs,
+                   min_soc=min_soc, plan_ms=plan_ms,
+                   critical_short_at_high_soc=critical_short_at_high_soc)
 
 
-def _report(s: Scenario, demand_wh: dict[str, float], served_wh: dict[str, float],
+def _report(s: Scenario, *, demand_wh: dict[str, float], served_wh: dict[str, float],
             switches: dict[str, int], runs: list[_JobRun], min_soc: float,
             plan_ms: list[float], critical_short_at_high_soc: int) -> dict[str, Any]:
     """The JSON figures of one run."""
