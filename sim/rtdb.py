@@ -7,7 +7,7 @@ it, with fault hooks (drop, cancel, revoke, stall, fail) for tests and the demo.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 import ipaddress
 import json
@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .tree import (
+    UNSET,
     InvalidDataError,
     Json,
     Path,
@@ -29,6 +30,7 @@ from .tree import (
     join_path,
     normalize,
     parse_updates,
+    query,
     render,
     set_at,
     shallow,
@@ -44,6 +46,7 @@ BAD_JSON = "Invalid data; couldn't parse JSON object, array, or value."
 AUTH_REVOKED_DATA = "credential is no longer valid"  # sent bare: firebase-admin compares it raw
 CANCEL_DATA = "Permission denied"
 CONTROL_PREFIX = "/.sim/"
+REQUEST_LOG_MAX = 100_000
 
 type ControlHandler = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 
@@ -299,6 +302,8 @@ class RTDBServer:
     async def _handle_data(self, request: web.Request) -> web.StreamResponse:
         """Serve /<path>.json: REST verbs and SSE streams."""
         method = _effective_method(request)
+        if len(self.requests) >= REQUEST_LOG_MAX:
+            del self.requests[: REQUEST_LOG_MAX // 2]  # a long demo run must not grow forever
         self.requests.append((method, request.path))
         if self._fail_count > 0:
             self._fail_count -= 1
@@ -321,14 +326,14 @@ class RTDBServer:
         self, request: web.Request, method: str, ns: str, labels: Path, body: bytes
     ) -> web.Response:
         """Answer one REST request synchronously."""
-        query = request.query
+        params = request.query
         want_etag = request.headers.get("X-Firebase-ETag", "").lower() == "true"
-        silent = query.get("print") == "silent"
+        silent = params.get("print") == "silent"
         root = self._roots.get(ns)
         current = get_at(root, labels)
         headers: dict[str, str] = {}
         if method == "GET":
-            is_shallow = query.get("shallow") == "true"
+            is_shallow = params.get("shallow") == "true"
             if is_shallow and want_etag:
                 raise _HTTPError(400, "shallow and ETag cannot be combined")
             if_none_match = request.headers.get("if-none-match")
@@ -336,8 +341,9 @@ class RTDBServer:
                 return web.Response(status=304, headers={"ETag": etag_of(current)})
             if want_etag:
                 headers["ETag"] = etag_of(current)
-            value = shallow(current) if is_shallow else render(current)
-            return _json_response(204 if silent else 200, value, headers, query.get("print"))
+            filtered = _apply_query(current, params)
+            value = shallow(filtered) if is_shallow else render(filtered)
+            return _json_response(204 if silent else 200, value, headers, params.get("print"))
         if method not in {"PUT", "PATCH", "POST", "DELETE"}:
             raise _HTTPError(405, f"Method {method} not supported")
         if_match = request.headers.get("if-match")
@@ -358,7 +364,7 @@ class RTDBServer:
             result = {"name": push_id}
         if want_etag or if_match is not None:
             headers["ETag"] = etag_of(get_at(self._roots.get(ns), labels))
-        return _json_response(204 if silent else 200, result, headers, query.get("print"))
+        return _json_response(204 if silent else 200, result, headers, params.get("print"))
 
     def _namespace(self, request: web.Request) -> str:
         """The `ns` query parameter, else the Host's first label (emulator style)."""
@@ -432,6 +438,8 @@ class RTDBServer:
         self, request: web.Request, ns: str, labels: Path, token: str | None
     ) -> web.StreamResponse:
         """Open an SSE stream: full snapshot first, then every change under labels."""
+        if len(self.stream_opens) >= REQUEST_LOG_MAX:
+            del self.stream_opens[: REQUEST_LOG_MAX // 2]
         self.stream_opens.append(join_path(labels))
         stream = _Stream(
             ns=ns, labels=labels, token=token, request=request, task=asyncio.current_task()
@@ -503,6 +511,43 @@ def _token_of(request: web.Request) -> str | None:
     if scheme.lower() in {"bearer", "firebase"} and value.strip():
         return value.strip()
     return None
+
+
+QUERY_PARAMS = ("startAt", "endAt", "equalTo", "limitToFirst", "limitToLast")
+
+
+def _apply_query(value: Json, params: Mapping[str, str]) -> Json:
+    """Apply orderBy/startAt/endAt/equalTo/limitToFirst/limitToLast (JSON-encoded values)."""
+    given = {name: params[name] for name in QUERY_PARAMS if name in params}
+    if "orderBy" not in params:
+        if given:
+            raise _HTTPError(400, "orderBy must be defined when other query parameters are defined")
+        return value
+    try:
+        order_by = json.loads(params["orderBy"])
+        decoded = {name: json.loads(raw) for name, raw in given.items()}
+    except ValueError as err:
+        raise _HTTPError(400, "Query parameters must be JSON encoded") from err
+    if not isinstance(order_by, str) or not order_by:
+        raise _HTTPError(400, "orderBy must be a valid JSON encoded path")
+    limits = {}
+    for name in ("limitToFirst", "limitToLast"):
+        if name in decoded:
+            limit = decoded[name]
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise _HTTPError(400, f"{name} must be a non-negative integer")
+            limits[name] = limit
+    if len(limits) == 2:
+        raise _HTTPError(400, "limitToFirst and limitToLast cannot both be set")
+    return query(
+        value,
+        order_by=order_by,
+        start_at=decoded.get("startAt", UNSET),
+        end_at=decoded.get("endAt", UNSET),
+        equal_to=decoded.get("equalTo", UNSET),
+        limit_first=limits.get("limitToFirst"),
+        limit_last=limits.get("limitToLast"),
+    )
 
 
 def _parse_body(body: bytes) -> Any:

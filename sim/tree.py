@@ -207,3 +207,79 @@ class PushIdGenerator:
             time_chars.append(PUSH_CHARS[stamp % 64])
             stamp //= 64
         return "".join(reversed(time_chars)) + "".join(PUSH_CHARS[i] for i in self._last_rand)
+
+
+UNSET: Any = object()  # a query bound that was not given (null is a valid bound)
+
+
+# ----- queries (orderBy / startAt / endAt / equalTo / limitToFirst / limitToLast) ------------
+
+
+def _key_rank(key: str) -> tuple[int, int, str]:
+    """Firebase key order: 32-bit integer keys numerically first, then strings."""
+    if key.lstrip("-").isdigit() and -(2**31) <= int(key) < 2**31 and str(int(key)) == key:
+        return (0, int(key), "")
+    return (1, 0, key)
+
+
+def _value_rank(value: Json) -> tuple[int, Any]:
+    """Firebase value order: null < false < true < numbers < strings < objects."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, 0)
+
+
+def query(
+    value: Json,
+    *,
+    order_by: str,
+    start_at: Any = UNSET,
+    end_at: Any = UNSET,
+    equal_to: Any = UNSET,
+    limit_first: int | None = None,
+    limit_last: int | None = None,
+) -> Json:
+    """Filter an object's children like the RTDB REST query parameters (result unordered)."""
+    if not isinstance(value, dict):
+        return value
+    if order_by == "$priority":
+        raise InvalidDataError("orderBy $priority is not supported by the simulator")
+    if equal_to is not UNSET:
+        start_at = end_at = equal_to
+    if order_by == "$key":
+        for bound in (start_at, end_at):
+            if bound is not UNSET and not isinstance(bound, str):
+                raise InvalidDataError("Query by key: startAt, endAt and equalTo must be strings")
+
+        def sort_key(item: tuple[str, Json]) -> tuple[Any, ...]:
+            return _key_rank(item[0])
+
+        def bound_key(bound: Json) -> tuple[Any, ...]:
+            return _key_rank(str(bound))
+    else:
+        child = () if order_by == "$value" else split_path(order_by)
+
+        def sort_key(item: tuple[str, Json]) -> tuple[Any, ...]:
+            return (*_value_rank(get_at(item[1], child)), _key_rank(item[0]))
+
+        def bound_key(bound: Json) -> tuple[Any, ...]:
+            return _value_rank(bound)
+
+    items = sorted(value.items(), key=sort_key)
+    if start_at is not UNSET:
+        low = bound_key(start_at)
+        items = [it for it in items if sort_key(it)[: len(low)] >= low]
+    if end_at is not UNSET:
+        high = bound_key(end_at)
+        items = [it for it in items if sort_key(it)[: len(high)] <= high]
+    if limit_first is not None:
+        items = items[:limit_first]
+    if limit_last is not None:
+        items = items[-limit_last:] if limit_last else []
+    return dict(items) or None

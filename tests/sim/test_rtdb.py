@@ -357,3 +357,24 @@ def test_loopback_only() -> None:
     """Binding anything but loopback is refused."""
     with pytest.raises(ValueError):
         RTDBServer("0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limitToFirst=1",
+        "orderBy=height",
+        'orderBy="$key"&startAt=3',
+        'orderBy="h"&limitToFirst=1&limitToLast=1',
+        'orderBy="h"&limitToFirst=-1',
+        'orderBy="$priority"',
+    ],
+)
+async def test_bad_queries_get_400(
+    server: RTDBServer, session: aiohttp.ClientSession, query: str
+) -> None:
+    """Filters without orderBy, unencoded values and impossible limits are refused."""
+    server.set_value("q", {"a": {"h": 1}})
+    resp = await session.get(f"{server.url}/q.json?{query}", headers=OWNER)
+    assert resp.status == 400
+    assert "error" in await resp.json()

@@ -185,3 +185,27 @@ def test_unknown_token_is_refused(rtdb: ThreadedRTDBServer) -> None:
     resp = requests.get(f"{rtdb.server.url}/a.json?ns={NS}&auth=nope", timeout=5)
     assert resp.status_code == 401
     assert resp.json() == {"error": "Unauthorized request."}
+
+
+def test_queries(app: firebase_admin.App) -> None:
+    """order_by_child/key/value with ranges and limits filter like the RTDB."""
+    people = db.reference("people", app=app)
+    people.set(
+        {
+            "ann": {"height": 160, "team": "b"},
+            "bob": {"height": 180, "team": "a"},
+            "cyd": {"height": 170, "team": "a"},
+            "dan": {"team": "c"},
+        }
+    )
+    tallest = people.order_by_child("height").limit_to_last(2).get()
+    assert list(tallest) == ["cyd", "bob"]
+    ranged = people.order_by_child("height").start_at(165).end_at(175).get()
+    assert list(ranged) == ["cyd"]
+    assert list(people.order_by_child("team").equal_to("a").get()) == ["bob", "cyd"]
+    # A child that lacks the ordered field sorts first (null).
+    assert list(people.order_by_child("height").limit_to_first(1).get()) == ["dan"]
+    assert list(people.order_by_key().start_at("b").end_at("c~").get()) == ["bob", "cyd"]
+    scores = db.reference("scores", app=app)
+    scores.set({"x": 3, "y": 1, "z": 2})
+    assert list(scores.order_by_value().limit_to_first(2).get()) == ["y", "z"]
