@@ -348,7 +348,7 @@ def _describe(err: BaseException) -> str:
         return "timed out"
     if isinstance(err, aiohttp.ClientConnectorError):
         return f"cannot connect: {err.os_error}"
-    return type(err).__name__ + (f": {err}" if isinstance(err, SSEDecodeError) else "")
+    return type(err).__name__
 
 
 class FirebaseLink:
@@ -417,7 +417,7 @@ class FirebaseLink:
 
     @property
     def reconnects(self) -> int:
-        """Return how many times the stream was (re)opened after a loss."""
+        """Return how many reconnect attempts followed a loss or a failed open."""
         return self._reconnects
 
     @property
@@ -538,7 +538,10 @@ class FirebaseLink:
                     resp.release()  # closes the connection when the body was not read to the end
                 return
             resp.release()
-            target = url.join(URL(location))
+            try:
+                target = url.join(URL(location))
+            except ValueError:
+                raise FirebaseConnectionError("redirect to an invalid URL") from None
             if not self._db.may_redirect_to(target):
                 raise FirebaseConnectionError(f"refused a redirect to {target.host}")
             url = target
@@ -592,7 +595,7 @@ class FirebaseLink:
                 await self._restart.wait()
                 self._restart.clear()
                 self._cancelled = False
-                attempt, fast_auth_retry = 0, True
+                attempt, fast_auth_retry, failures_in_row = 0, True, 0
             auth_failed = False
             try:
                 await self._stream_once()
@@ -604,6 +607,8 @@ class FirebaseLink:
                 self._auth.invalidate()
                 auth_failed = True
                 error = f"authentication rejected ({err})"
+            except aiohttp.ConnectionTimeoutError:
+                error = "timed out connecting"
             except TimeoutError:
                 error = f"no data for {self._read_timeout_s:g} s (watchdog)"
             except FirebaseError as err:
@@ -613,17 +618,19 @@ class FirebaseLink:
             except Exception as err:  # the loop must survive anything
                 _LOGGER.exception("unexpected error in the %s stream", self._stream_path)
                 error = type(err).__name__
-            was_synced = self._synced
-            self._set_connected(False)
-            self._last_error = error
-            if was_synced:
+            if self._synced:
                 attempt, fast_auth_retry, failures_in_row = 0, True, 0
-            failures_in_row += 1
-            self._log_failure(error, failures_in_row)
+            self._last_error = error
             self._reconnects += 1
             if auth_failed and fast_auth_retry:
-                fast_auth_retry = False  # one immediate retry; repeated rejections back off
+                # OAuth tokens expire hourly and the server then sends auth_revoked: a routine
+                # refresh, so reconnect at once and stay "connected" unless that fails too.
+                fast_auth_retry = False
+                _LOGGER.debug("Firebase stream of %s: %s; new token", self._stream_path, error)
                 continue
+            self._set_connected(False)
+            failures_in_row += 1
+            self._log_failure(error, failures_in_row)
             delay = self._backoff_s(attempt)
             attempt += 1
             await self._sleep(delay)
@@ -631,7 +638,7 @@ class FirebaseLink:
     def _log_failure(self, error: str, failures_in_row: int) -> None:
         """Warn on the first failure of an outage; later ones go to debug."""
         if failures_in_row == 1:
-            _LOGGER.warning("Firebase stream of %s lost: %s", self._stream_path, error)
+            _LOGGER.warning("Firebase stream of %s is down: %s", self._stream_path, error)
         else:
             _LOGGER.debug("Firebase stream of %s still down: %s", self._stream_path, error)
 
@@ -708,7 +715,7 @@ class FirebaseLink:
             return
         if not self._synced:
             self._synced = True
-            if self._last_error is not None and self._reconnects:
+            if not self._connected and self._reconnects:
                 _LOGGER.info("Firebase stream of %s restored", self._stream_path)
             self._set_connected(True)
         try:

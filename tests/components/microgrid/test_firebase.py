@@ -281,6 +281,8 @@ async def test_auth_revoked_refreshes_token_and_reconnects_at_once(
     assert auth.invalidations == 1
     assert auth.issued == ["t1", "t2"]
     assert rec.delays == []
+    assert rec.connection == [True]  # a routine token refresh is not reported as an outage
+    assert rec.data[-1][1] == {"Zone1", "Zone2"}  # the new stream resynced
     assert "credential is no longer valid" in (link.last_error or "")
     server.set_value("sensors/Zone1/relayState", False)
     await wait_until(lambda: link.mirror["Zone1"]["relayState"] is False, "event on new token")
@@ -297,6 +299,22 @@ async def test_repeated_auth_rejection_backs_off(
     await wait_until(lambda: link.connected, "connected with the good token")
     assert auth.invalidations == 4
     assert rec.delays == [1.0, 2.0, 4.0]  # the first rejection retried at once
+    assert rec.connection == [True]
+
+
+async def test_failed_refresh_after_revoke_reports_the_outage(
+    make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
+) -> None:
+    """auth_revoked and then a 401 on the new token: the link reports down and backs off."""
+    server.add_token("t1")
+    server.add_token("t3")  # t2 is refused
+    auth = SeqAuth(["t1", "t2", "t3"])
+    link = await started(make_link(auth=auth, rng=CeilingRng()), rec)
+    server.revoke_token("t1")
+    await wait_until(lambda: link.reconnects == 2 and link.connected, "back with t3")
+    assert rec.connection == [True, False, True]
+    assert rec.delays == [1.0]
+    assert auth.issued == ["t1", "t2", "t3"]
 
 
 async def test_cancel_stops_until_restart(
