@@ -17,7 +17,7 @@ import time
 
 import aiohttp
 
-from . import netns
+from . import forward, netns
 from .configdir import reset_dir, write_config_dir
 from .ha_api import HAClient, HAError
 from .procs import Child, Supervisor, log_tail
@@ -79,6 +79,8 @@ def parse_args(argv: list[str]) -> Options:
                         help="use this RTDB instead of starting the simulated site")
     parser.add_argument("--ready-timeout", type=float, default=180.0, dest="ready_timeout_s")
     ns = parser.parse_args(argv)
+    if ns.isolated and ns.database_url:
+        parser.error("--database-url cannot be reached from inside --isolated")
     if ns.speed <= 0:
         parser.error("--speed must be > 0")
     if ns.soc_pct is not None and not 0 <= ns.soc_pct <= 100:
@@ -223,11 +225,11 @@ def print_ready(opts: Options, *, admin: Credentials, household: Credentials, se
         f"command secret: {secret}",
     ]
     if netns.in_namespace():
-        lines.append(f"network namespace: nsenter -t {os.getpid()} -n <command>")
+        lines.append(f"isolated: loopback-only network namespace of pid {os.getpid()}")
     print("\n".join(lines), flush=True)
 
 
-async def run(opts: Options) -> int:
+async def run(opts: Options, *, listeners: dict[int, socket.socket] | None = None) -> int:
     """Bring the demo up, serve until a signal or a child's death, always tear down."""
     admin, household = credentials_from_env(dict(os.environ))
     secret = os.environ.get("DEMO_COMMAND_SECRET") or secrets.token_urlsafe(24)
@@ -237,6 +239,8 @@ async def run(opts: Options) -> int:
         raise DemoError(f"port(s) {busy} on 127.0.0.1 are in use (another demo running?)")
     reset_dir(opts.state_dir)
     sup = Supervisor(log_dir=opts.state_dir / "logs")
+    # Host-side listeners (--isolated) piped to the same ports inside the namespace.
+    servers = [await forward.serve_forward(sock, port) for port, sock in (listeners or {}).items()]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -266,6 +270,8 @@ async def run(opts: Options) -> int:
         say("stopping")
         return 0
     finally:
+        for server in servers:
+            server.close()
         sup.stop_all()
         say("all processes stopped")
 
@@ -274,12 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; with --isolated first re-exec inside a loopback-only namespace."""
     args = sys.argv[1:] if argv is None else argv
     opts = parse_args(args)
-    if opts.isolated and not netns.in_namespace():
-        netns.reexec_isolated(["-m", "demo_lib", *args])
     try:
+        if opts.isolated and not netns.in_namespace():
+            ports = [opts.port] + ([] if opts.database_url else [opts.sim_port])
+            try:
+                bound = forward.bind_listeners(ports)
+            except OSError as err:
+                raise DemoError(f"cannot listen on 127.0.0.1 port(s) {ports}: {err}") from err
+            os.environ[forward.FORWARD_ENV] = forward.export_listeners(bound)
+            netns.reexec_isolated(["-m", "demo_lib", *args])
+        listeners = forward.import_listeners(os.environ.pop(forward.FORWARD_ENV, ""))
         if netns.in_namespace():
             netns.setup_loopback()
-        return asyncio.run(run(opts))
+        return asyncio.run(run(opts, listeners=listeners))
     except (DemoError, HAError, RuntimeError, OSError) as err:
         say(f"failed: {err}")
         return 1

@@ -58,7 +58,8 @@ def start_demo(state_dir: Path, integration_dir: Path) -> subprocess.Popen[str]:
         "DEMO_COMMAND_SECRET": SECRET,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "demo_lib", "--dir", str(state_dir),
+        # --isolated nests the demo's own namespace; we reach it through its host-side forwards.
+        [sys.executable, "-m", "demo_lib", "--isolated", "--dir", str(state_dir),
          "--integration-dir", str(integration_dir),
          "--port", str(HA_PORT), "--sim-port", str(SIM_PORT)],
         stdout=subprocess.PIPE,

@@ -210,3 +210,48 @@ def test_children_die_with_a_killed_demo(tmp_path: Path) -> None:
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     assert _wait_gone(sleeper)
+
+
+async def test_forward_pipes_bytes_both_ways(socket_enabled: None) -> None:
+    """A host-side listener carries a request to the inner port and the answer back."""
+    import asyncio
+
+    from demo_lib.forward import bind_listeners, export_listeners, import_listeners, serve_forward
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(100)
+        writer.write(data.upper())
+        await writer.drain()
+        writer.close()
+
+    target = await asyncio.start_server(echo, "127.0.0.1", 0)
+    target_port = target.sockets[0].getsockname()[1]
+    bound = bind_listeners([0])
+    listener_port = bound[0].getsockname()[1]
+    # Round-trip through the env format used across the exec (which drops the old objects).
+    spec = export_listeners(bound)
+    for sock in bound.values():
+        sock.detach()
+    listeners = import_listeners(spec)
+    server = await serve_forward(listeners[0], target_port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener_port)
+    writer.write(b"ping")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(100), 5) == b"PING"
+    assert await asyncio.wait_for(reader.read(100), 5) == b""  # upstream close reaches us
+    writer.close()
+    server.close()
+    target.close()
+    await server.wait_closed()
+    await target.wait_closed()
+
+
+def test_bind_listeners_reports_a_busy_port(socket_enabled: None) -> None:
+    """A port already taken on the host is an OSError before anything starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        from demo_lib.forward import bind_listeners
+
+        with pytest.raises(OSError):
+            bind_listeners([sock.getsockname()[1]])
