@@ -189,3 +189,35 @@ def test_battery_spec_validation(kwargs) -> None:
     """Impossible batteries are refused."""
     with pytest.raises(ValueError):
         BatterySpec(**kwargs)
+
+
+steps = st.lists(
+    st.tuples(
+        st.floats(0, 3 * 3600),  # dt_s
+        st.fixed_dictionaries({z.zone_id: st.booleans() for z in DEMO_SITE.zones}),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(soc=socs, hour=st.integers(0, 23), sequence=steps)
+def test_site_balance_and_bounds_over_any_run(soc: float, hour: int, sequence) -> None:
+    """Over any run: SoC in bounds, loads within ratings, and the site's powers balance."""
+    now = MIDNIGHT + timedelta(hours=hour)
+    model = SiteModel(DEMO_SITE, now=now, soc_pct=soc)
+    rated = {z.zone_id: z.rated_w for z in DEMO_SITE.zones}
+    for dt_s, relays in sequence:
+        now += timedelta(seconds=dt_s)
+        st_ = model.step(now, dt_s, relays)
+        assert 0 <= st_.soc_pct <= 100
+        assert 0 <= st_.solar_used_w <= st_.solar_w + 1e-9 <= DEMO_SITE.solar.peak_w + 1e-9
+        for zone_id, w in st_.zone_load_w.items():
+            assert 0 <= w <= rated[zone_id] + 1e-9
+            if not relays[zone_id]:
+                assert w == 0
+        # PV taken = load served + battery charge (battery_power_w < 0 when discharging).
+        assert st_.solar_used_w == pytest.approx(
+            st_.load_w + st_.battery_power_w, rel=1e-9, abs=1e-6
+        )
