@@ -446,11 +446,14 @@ class Fleet:
 
     async def start(self) -> None:
         """Create the boards and start physics, reports and listeners."""
+        if self._physics is not None:
+            raise RuntimeError("this fleet is already running")
         if self._session is None:
             # Threaded resolver: aiodns' c-ares channel delays interpreter exit by ~1.5 s.
             connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
             self._session = aiohttp.ClientSession(connector=connector)
         self._mono_start = self._last_mono = time.monotonic()
+        self.boards = {}
         for zone in self.spec.zones:
             self.boards[zone.zone_id] = Board(
                 zone=zone,
