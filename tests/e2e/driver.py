@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo_lib.ha_api import HAClient, HAError, HAWebSocket  # noqa: E402
 from demo_lib.netns import setup_loopback  # noqa: E402
-from demo_lib.procs import log_tail  # noqa: E402
+from demo_lib.procs import die_with_parent, log_tail  # noqa: E402
 
 HA_PORT = 8123
 SIM_PORT = 9000
@@ -68,6 +68,8 @@ def start_demo(state_dir: Path, integration_dir: Path) -> subprocess.Popen[str]:
         env=env,
         cwd=ROOT,
         start_new_session=True,
+        # A killed driver (pytest timeout) still tears the demo down; no threads exist yet.
+        preexec_fn=die_with_parent,  # noqa: PLW1509
     )
 
 
