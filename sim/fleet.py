@@ -82,7 +82,13 @@ def verify_command(
             sig,
             secret,
             algorithms=["HS256"],
-            options={"verify_exp": False, "require": ["node", "command", "seq", "exp"]},
+            # Expiry is checked below against the board's own clock; iat/nbf are not its concern.
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["node", "command", "seq", "exp"],
+            },
         )
     except jwt.InvalidTokenError:
         return Verdict(reject=Reject.BAD_SIGNATURE)
@@ -172,6 +178,7 @@ class Board:
         initial_relay: bool | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_time: Callable[[], float] = time.time,
+        on_relay_change: Callable[[], object] | None = None,
     ) -> None:
         """Configure; nothing runs before start()."""
         if zone.priority not in FALLBACK_MIN_SOC_PCT:
@@ -189,6 +196,7 @@ class Board:
         self._db = DatabaseTarget.parse(database_url, token)
         self._monotonic = monotonic
         self._wall_time = wall_time
+        self._on_relay_change = on_relay_change
         if initial_relay is None:
             initial_relay = fallback_relay(zone.priority, site_state().soc_pct)
         self.relay_on = initial_relay
@@ -262,7 +270,7 @@ class Board:
             self._last_sig = record.get("sig")
         self._last_valid = self._monotonic()
         self.mode = MODE_REMOTE
-        self.relay_on = bool(verdict.on)
+        self._set_relay(bool(verdict.on))
         self._report_now.set()  # the ack: a fresh record with the new relayState
         return verdict
 
@@ -273,8 +281,15 @@ class Board:
         if self.mode != MODE_FALLBACK:
             _LOGGER.warning("Board %s heard no valid command: local fallback", self.node)
         self.mode = MODE_FALLBACK
-        self.relay_on = fallback_relay(self.zone.priority, self._site_state().soc_pct)
+        self._set_relay(fallback_relay(self.zone.priority, self._site_state().soc_pct))
         return True
+
+    def _set_relay(self, on: bool) -> None:
+        """Switch the relay; let the site know so the next record carries the new load."""
+        changed = on != self.relay_on
+        self.relay_on = on
+        if changed and self._on_relay_change is not None:
+            self._on_relay_change()
 
     def record(self) -> dict[str, Any]:
         """The sensors record this board would send now."""
@@ -326,7 +341,7 @@ class Board:
             try:
                 got_data = await self._listen_once()
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-                _LOGGER.debug("Board %s stream error: %s", self.node, err)
+                _LOGGER.debug("Board %s stream error: %r", self.node, err)
                 got_data = False
             if got_data:
                 backoff_s = 0.25
@@ -459,6 +474,7 @@ class Fleet:
                 zone=zone,
                 site_state=lambda: self.site.state,
                 session=self._session,
+                on_relay_change=self.step,
                 **self._board_kwargs,
             )
         self.step()  # the first reports carry this instant's flows

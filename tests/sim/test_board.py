@@ -121,6 +121,21 @@ def test_integration_commands_verify() -> None:
     assert b.relay_on is False
 
 
+def test_board_clock_decides_expiry_not_iat() -> None:
+    """An iat ahead of the board's clock (skew) is fine; only `expires` counts."""
+    b, _ = board()
+    record = build_command(
+        zone_id="Zone3",
+        on=False,
+        seq=2,
+        now=datetime.now(UTC) + timedelta(hours=1),  # iat ahead of every clock here
+        ttl=timedelta(seconds=120),
+        reason="optimizer",
+        secret=SECRET,
+    )
+    assert b.handle_command(record).accepted
+
+
 @pytest.mark.parametrize(
     ("record", "reason"),
     [

@@ -109,8 +109,13 @@ async def test_signed_command_applied_and_acknowledged(server: RTDBServer, make_
     board = fleet.boards["Zone3"]
     assert board.accepted == 1 and board.reports == 2
     assert server.get_value("sensors/Zone3/outputPower") == 0
-    # The physics follows the relay: Zone3 no longer loads the site.
-    await until(lambda: fleet.site.state.zone_load_w.get("Zone3") == 0)
+    # The physics follows the relay at once: Zone3 no longer loads the site.
+    assert fleet.site.state.zone_load_w["Zone3"] == 0
+    # Switching back on: the ack already carries the zone's load (homes at noon: 30 % of 400 W).
+    server.set_value("commands/Zone3", signed("Zone3", "ON", 2))
+    await until(lambda: relay(server, "Zone3") is True)
+    assert server.get_value("sensors/Zone3/outputPower") == pytest.approx(120.0)
+    assert board.reports == 3
 
 
 async def test_forged_and_foreign_commands_rejected(server: RTDBServer, make_fleet) -> None:
