@@ -200,7 +200,7 @@ async def bring_up(
             )
             found = await wait_for_zone_switches(ws, count=len(site.zones), timeout_s=30)
             if found < len(site.zones):
-                say(f"warning: only {found} of {len(site.zones)} zone switches registered")
+                say(f"warning: only {found} of {len(site.zones)} zone switches report a state")
     say(f"ready after {time.monotonic() - started:.1f} s; logs in {sup.log_dir}")
 
 

@@ -202,10 +202,14 @@ async def zone_switches(ws: HAWebSocket) -> list[dict[str, Any]]:
 
 
 async def wait_for_zone_switches(ws: HAWebSocket, *, count: int, timeout_s: float) -> int:
-    """Wait until `count` microgrid switches are registered; return how many there are."""
+    """Wait until `count` microgrid switches show a relay state (on/off); return how many do."""
     deadline = time.monotonic() + timeout_s
     while True:
-        found = len(await zone_switches(ws))
-        if found >= count or time.monotonic() >= deadline:
-            return found
+        registered = {e["entity_id"] for e in await zone_switches(ws)}
+        states = await ws.call("get_states")
+        live = sum(
+            1 for st in states if st["entity_id"] in registered and st["state"] in ("on", "off")
+        )
+        if live >= count or time.monotonic() >= deadline:
+            return live
         await asyncio.sleep(0.5)
