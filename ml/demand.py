@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import SeriesContext, demand_features, seasonal_persistence
+from .features import SeriesContext, demand_features, normalise_load, seasonal_persistence
 from .history import SECONDS_PER_DAY, History, resample
 
 _LOGGER = logging.getLogger(__name__)
@@ -133,11 +133,12 @@ def single_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def _new_regressor(max_iter: int, seed: int) -> Any:
+def _new_regressor(max_iter: int, seed: int, loss: str) -> Any:
     """The regressor (imports scikit-learn, so only call it off the event loop)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     return HistGradientBoostingRegressor(
+        loss=loss,
         max_iter=max_iter,
         learning_rate=0.08,
         max_leaf_nodes=31,
@@ -164,10 +165,14 @@ class SeriesModel:
 
     columns: np.ndarray
     estimator: Any
+    normalise: bool = False  # trained on loads divided by the series' recent level
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted watts for full feature rows."""
-        return self.estimator.predict(x[:, self.columns])
+        if not self.normalise:
+            return self.estimator.predict(x[:, self.columns])
+        xs, scale = normalise_load(x)
+        return self.estimator.predict(xs[:, self.columns]) * scale
 
 
 class DemandForecaster:
@@ -182,6 +187,10 @@ class DemandForecaster:
         utc_offset_s: float = 0.0,
         max_rows: int = 40_000,
         max_iter: int = 150,
+        backtest_days: float = BACKTEST_DAYS,
+        loss: str = "absolute_error",
+        half_life_days: float = 0.0,
+        normalise: bool = True,
         seed: int = 0,
     ) -> None:
         """Configure the model grid (`slot_minutes`) and the trained horizon."""
@@ -193,6 +202,10 @@ class DemandForecaster:
         self.utc_offset_s = float(utc_offset_s)
         self.max_rows = int(max_rows)
         self.max_iter = int(max_iter)
+        self.backtest_days = float(backtest_days)
+        self.loss = loss
+        self.half_life_days = float(half_life_days)
+        self.normalise = bool(normalise)
         self.seed = int(seed)
         self.models: dict[str, Any] = {}
         self.report: FitReport | None = None
@@ -213,9 +226,21 @@ class DemandForecaster:
         if o.size < 50:
             return None, 0
         x = demand_features(ctx, o, s)
-        model = SeriesModel(columns=informative_columns(x), estimator=_new_regressor(
-            self.max_iter, self.seed))
-        model.estimator.fit(x[:, model.columns], ctx.load_w[o + s])
+        target = ctx.load_w[o + s]
+        if self.normalise:
+            x, scale = normalise_load(x)
+            target = target / scale
+        model = SeriesModel(
+            columns=informative_columns(x),
+            estimator=_new_regressor(self.max_iter, self.seed, self.loss),
+            normalise=self.normalise,
+        )
+        weight = None
+        if self.half_life_days > 0:
+            # Recent behaviour (season, occupants) matters more than last winter's.
+            age_days = (o.max() - o) / ctx.slots_per_day
+            weight = 0.5 ** (age_days / self.half_life_days)
+        model.estimator.fit(x[:, model.columns], target, sample_weight=weight)
         return model, int(o.size)
 
     def fit(self, history: History, *, now: float) -> FitReport:
@@ -237,7 +262,7 @@ class DemandForecaster:
         models: dict[str, Any] = {}
         rows = 0
         with single_thread():
-            if days >= self.min_history_days + BACKTEST_DAYS:
+            if self.backtest_days > 0 and days >= self.min_history_days + self.backtest_days:
                 maes = self._backtest(contexts, rng)
             for name, ctx in contexts.items():
                 model, n = self._fit_series(ctx, rng)
@@ -263,7 +288,7 @@ class DemandForecaster:
         # The site series only: zone back-tests would double the training time for a figure
         # nobody acts on.
         for name, ctx in ((k, v) for k, v in contexts.items() if k == SITE):
-            split = ctx.load_w.shape[0] - round(BACKTEST_DAYS * ctx.slots_per_day)
+            split = ctx.load_w.shape[0] - round(self.backtest_days * ctx.slots_per_day)
             model, _ = self._fit_series(_extend(ctx, split), rng)
             if model is None:
                 continue

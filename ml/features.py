@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 
 import numpy as np
 
@@ -24,14 +25,44 @@ DEMAND_FEATURE_NAMES: tuple[str, ...] = (
     "lag_week_w",
     "profile_day_w",
     "profile_weekday_w",
+    "profile_3day_w",
+    "profile_day_median_w",
+    "lag_day_smooth_w",
     "last_w",
     "mean_1h_w",
+    "mean_3h_w",
+    "mean_6h_w",
     "mean_24h_w",
+    "mean_7d_w",
     "pv_mean_24h_w",
     "pv_lag_day_w",
     "relay_on_fraction",
     "temperature_c",
 )
+
+
+# Columns measured in the series' own watts (scaled together when the model normalises).
+LOAD_COLUMNS: tuple[int, ...] = tuple(
+    i for i, n in enumerate(DEMAND_FEATURE_NAMES) if n.endswith("_w") and not n.startswith("pv_")
+)
+LEVEL_COLUMN = DEMAND_FEATURE_NAMES.index("mean_7d_w")
+
+
+def load_scale(x: np.ndarray) -> np.ndarray:
+    """Per-row level of the series (its last week's mean, else last day's), at least 1 W."""
+    week = x[:, LEVEL_COLUMN]
+    day = x[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    level = np.where(np.isfinite(week), week, day)
+    return np.maximum(np.where(np.isfinite(level), level, 1.0), 1.0)
+
+
+def normalise_load(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with every load column divided by the row's level, and that level."""
+    scale = load_scale(x)
+    out = x.copy()
+    cols = list(LOAD_COLUMNS)
+    out[:, cols] = x[:, cols] / scale[:, None]
+    return out, scale
 
 
 def calendar_features(slot_start_s: np.ndarray, *, utc_offset_s: float = 0.0) -> np.ndarray:
@@ -132,15 +163,23 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
     cal = calendar_features(ctx.grid_start_s + target * ctx.slot_s, utc_offset_s=ctx.utc_offset_s)
     day_idx, _ = seasonal_index(ctx, origins, steps, d)
     week_idx, _ = seasonal_index(ctx, origins, steps, d * DAYS_PER_WEEK)
-    profile = _nanmean_rows(
-        np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
-    )
+    past_days = np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
+    profile = _nanmean_rows(past_days)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+        profile_median = np.nanmedian(past_days, axis=1)
+    # Yesterday around the same slot: the neighbours may lie after the origin, so mask them.
+    nbr = [np.where(day_idx + k <= origins, _take(y, day_idx + k), np.nan) for k in (-1, 0, 1)]
+    lag_smooth = _nanmean_rows(np.column_stack(nbr))
     weekday_profile = _nanmean_rows(
         np.column_stack([_take(y, week_idx - m * d * DAYS_PER_WEEK) for m in range(2)])
     )
     hour_slots = max(1, round(3600.0 / ctx.slot_s))
     mean_1h = _take(trailing_mean(y, hour_slots), origins)
+    mean_3h = _take(trailing_mean(y, 3 * hour_slots), origins)
+    mean_6h = _take(trailing_mean(y, 6 * hour_slots), origins)
     mean_24h = _take(trailing_mean(y, d), origins)
+    mean_7d = _take(trailing_mean(y, DAYS_PER_WEEK * d), origins)
     pv_24h = _take(trailing_mean(ctx.pv_w, d), origins)
     temperature = (
         np.full(origins.shape, np.nan)
@@ -155,9 +194,15 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
             _take(y, week_idx),
             profile,
             weekday_profile,
+            _nanmean_rows(past_days[:, :3]),
+            profile_median,
+            lag_smooth,
             _take(y, origins),
             mean_1h,
+            mean_3h,
+            mean_6h,
             mean_24h,
+            mean_7d,
             pv_24h,
             _take(ctx.pv_w, day_idx),
             _take(ctx.relay_on_fraction, origins),

@@ -83,10 +83,14 @@ def _demand_state(f: DemandForecaster) -> dict[str, Any]:
             "utc_offset_s": f.utc_offset_s,
             "max_rows": f.max_rows,
             "max_iter": f.max_iter,
+            "backtest_days": f.backtest_days,
+            "loss": f.loss,
+            "half_life_days": f.half_life_days,
+            "normalise": f.normalise,
             "seed": f.seed,
         },
         "models": {
-            k: {"columns": m.columns.tolist(), "estimator": m.estimator}
+            k: {"columns": m.columns.tolist(), "estimator": m.estimator, "normalise": m.normalise}
             for k, m in f.models.items()
         },
         "report": None if f.report is None else {
@@ -98,7 +102,11 @@ def _demand_state(f: DemandForecaster) -> dict[str, Any]:
 def _demand_from(state: dict[str, Any]) -> DemandForecaster:
     f = DemandForecaster(**state["config"])
     f.models = {
-        k: SeriesModel(columns=np.asarray(m["columns"], dtype=np.int64), estimator=m["estimator"])
+        k: SeriesModel(
+            columns=np.asarray(m["columns"], dtype=np.int64),
+            estimator=m["estimator"],
+            normalise=bool(m["normalise"]),
+        )
         for k, m in state["models"].items()
     }
     f.report = None if state["report"] is None else FitReport(**state["report"])

@@ -151,6 +151,7 @@ def fit_soc_rate_factor(
         & (soc_pct[:-1] > 5)
         & (soc_pct[:-1] < 95)
         & (soc_pct[1:] < 95)
+        & (soc_pct[1:] > 5)
         & (np.abs(d_pred) > 1e-3)
     )
     if ok.sum() < MIN_CAPACITY_ROWS:

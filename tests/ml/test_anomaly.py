@@ -13,7 +13,9 @@ from ml.anomaly import (
     IMPOSSIBLE_VALUE,
     RELAY_OFF_POWER_FLOW,
     SENSOR_SPIKE,
+    UNUSUAL_PATTERN,
     VOLTAGE_SOC_MISMATCH,
+    AnomalyConfig,
     AnomalyDetector,
 )
 
@@ -88,10 +90,32 @@ def test_sensor_spike(detector) -> None:
     assert (("Zone2", SENSOR_SPIKE)) in _types(detector, _with_zone(h, "Zone2", power=power))
 
 
-def test_base_load_drift(detector) -> None:
+def test_base_load_drift_over_days(detector) -> None:
+    h = site_history(days=3, seed=7, start_s=START_S + 8 * DAY_S)
+    assert _types(detector, h) == set()
+    leak = np.linspace(10.0, 45.0, h.size)  # a leak growing to 45 W on a ~60 W floor
+    found = _types(detector, _with_zone(h, "Zone1", power=h.zone_power_w["Zone1"] + leak))
+    assert found == {("Zone1", BASE_LOAD_DRIFT)}
+
+
+def test_drift_needs_days_of_data(detector) -> None:
     h = _day()
-    power = h.zone_power_w["Zone1"] + 40.0  # a leak: base load up 40 W on a ~65 W base
-    assert ("Zone1", BASE_LOAD_DRIFT) in _types(detector, _with_zone(h, "Zone1", power=power))
+    power = h.zone_power_w["Zone1"] + 45.0
+    assert _types(detector, _with_zone(h, "Zone1", power=power)) == set()
+
+
+def test_isolation_forest_scores_ride_along_and_its_type_is_opt_in(detector) -> None:
+    h = _day()
+    power = h.zone_power_w["Zone2"].copy()
+    power[150] = 3_000.0
+    h = _with_zone(h, "Zone2", power=power)
+    found = detector.score(h, now=h.timestamps[-1] + 300)
+    assert all("isolation_score" in a.detail for a in found if a.zone_id == "Zone2")
+    opt_in = AnomalyDetector(config=AnomalyConfig(emit_unusual_pattern=True))
+    opt_in.zone_stats, opt_in.forest = detector.zone_stats, detector.forest
+    opt_in.forest_threshold = detector.forest_threshold
+    types = {a.type for a in opt_in.score(h, now=h.timestamps[-1] + 300)}
+    assert UNUSUAL_PATTERN in types
 
 
 def test_board_silent(detector) -> None:
