@@ -43,7 +43,7 @@ def _shed_key(zone: Zone, load_w: float) -> tuple[int, float, str]:
 
 def _off(decision: ZoneDecision, reason: str, *, forced: bool) -> ZoneDecision:
     """The decision turned into an off."""
-    return replace(decision, on=False, reason=reason, forced=forced)
+    return replace(decision, on=False, reason=str(reason), forced=forced)
 
 
 def balance(

@@ -84,7 +84,7 @@ def safe_decision(inp: DispatchInput) -> Decision:
             continue
         critical = getattr(zone, "priority", None) == PriorityClass.CRITICAL
         zones[zone_id] = ZoneDecision(
-            zone_id=zone_id, on=critical, reason=Reason.DISPATCH_ERROR, forced=True
+            zone_id=zone_id, on=critical, reason=str(Reason.DISPATCH_ERROR), forced=True
         )
     return Decision(band=band, zones=zones)
 

@@ -157,7 +157,7 @@ def _missing_rule(zone: Zone) -> ZoneRule:
 
 def _decide(zone_id: str, on: bool, reason: str, *, forced: bool = False) -> ZoneDecision:
     """A zone decision."""
-    return ZoneDecision(zone_id=zone_id, on=on, reason=reason, forced=forced)
+    return ZoneDecision(zone_id=zone_id, on=on, reason=str(reason), forced=forced)
 
 
 def greedy_dispatch(
