@@ -107,6 +107,8 @@ def set_at(root: Json, labels: Path, value: Json) -> Json:
     """Return a new root with the (already normalized) value at `labels`; empty parents vanish."""
     if not labels:
         return value
+    if not isinstance(root, dict) and value is None:
+        return root  # deleting below a leaf (or nothing) changes nothing
     head, rest = labels[0], labels[1:]
     base: dict[str, Json] = dict(root) if isinstance(root, dict) else {}
     child = set_at(base.get(head), rest, value)
