@@ -211,17 +211,19 @@ def household_may_set(zone: Zone, band: Band, on: bool) -> tuple[bool, str]:
 # ---- per-zone rules -----------------------------------------------------------------------
 
 
-def _critical_rule(
-    zone: Zone, state: ZoneState, reading: SiteReading, site: Thresholds
-) -> ZoneRule:
-    """Critical: on in every band; off only below an admin-set deep-discharge cutoff."""
+def below_cutoff(state: ZoneState, reading: SiteReading, site: Thresholds) -> bool:
+    """True while the admin's deep-discharge cutoff holds this zone off (unknown SoC: never)."""
     soc = valid_soc_pct(reading.soc_pct)
     cutoff = site.deep_discharge_cutoff_pct
-    if cutoff is not None and soc is not None:
-        # Once cut, stay cut until the hysteresis is regained (battery voltage rebounds unloaded).
-        resume_at = cutoff + site.hysteresis_pct if not state.relay_on else cutoff
-        if soc < resume_at:
-            return ZoneRule(zone_id=zone.zone_id, force=False, reason=Reason.DEEP_DISCHARGE_CUTOFF)
+    if cutoff is None or soc is None:
+        return False
+    # Once cut, stay cut until the hysteresis is regained (battery voltage rebounds unloaded).
+    resume_at = cutoff if state.relay_on else cutoff + site.hysteresis_pct
+    return soc < resume_at
+
+
+def _critical_rule(zone: Zone) -> ZoneRule:
+    """Critical: on in every band."""
     return ZoneRule(zone_id=zone.zone_id, force=True, reason=Reason.CRITICAL_ALWAYS_ON)
 
 
@@ -252,13 +254,16 @@ def zone_rule(
     zone: Zone,
     state: ZoneState,
 ) -> ZoneRule:
-    """The hard rule for one zone: admin override first, then its class and the band."""
+    """The hard rule for one zone: admin override, then the cutoff, then its class and band."""
     site = sane_thresholds(thresholds)
     override = state.override
     if override is not None and override_active(override, now):
         rule = ZoneRule(zone_id=zone.zone_id, force=bool(override.on), reason=Reason.ADMIN_OVERRIDE)
+    elif below_cutoff(state, reading, site):
+        # Below the cutoff the critical zones are off: so is every other zone.
+        rule = ZoneRule(zone_id=zone.zone_id, force=False, reason=Reason.DEEP_DISCHARGE_CUTOFF)
     elif zone.priority == PriorityClass.CRITICAL:
-        rule = _critical_rule(zone, state, reading, site)
+        rule = _critical_rule(zone)
     else:
         rule = _band_rule(zone, state, band)
     on_s, off_s = min_times_s(zone, site)

@@ -148,6 +148,19 @@ def _check_step(
         ):
             assert _is_override(state, now, False)
 
+    # (1b) while a critical zone is off by anything but an admin override, so is every other zone.
+    if any(
+        z.priority == PriorityClass.CRITICAL
+        and not decision.zones[z.zone_id].on
+        and not _is_override(states[z.zone_id], now, False)
+        for z in zones
+    ):
+        assert all(
+            _is_override(states[z.zone_id], now, True)
+            for z in zones
+            if decision.zones[z.zone_id].on
+        )
+
     # (2) below the emergency threshold only critical zones (and admin overrides) are on.
     if soc is not None and soc < thresholds.emergency_pct:
         assert decision.band == Band.EMERGENCY

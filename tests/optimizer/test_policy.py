@@ -319,3 +319,18 @@ def test_expected_power_is_measured_while_on_else_rated() -> None:
         expected_w(zone("bad", NON, rated_w=math.nan), ZoneState(zone_id="bad", relay_on=False))
         == math.inf
     )
+
+
+def test_below_the_cutoff_every_zone_is_off_but_admin_overrides() -> None:
+    cutoff = Thresholds(conservation_pct=20.0, emergency_pct=10.0, deep_discharge_cutoff_pct=15.0)
+    states = {z.zone_id: ZoneState(zone_id=z.zone_id, relay_on=True) for z in SITE}
+    states["non"] = ZoneState(
+        zone_id="non", relay_on=True, override=_override(True, NOW + timedelta(minutes=5))
+    )
+    rules = rules_at(14.0, C, states, cutoff)
+    assert {z: (r.force, r.reason) for z, r in rules.items()} == {
+        "crit": (False, Reason.DEEP_DISCHARGE_CUTOFF),
+        "semi": (False, Reason.DEEP_DISCHARGE_CUTOFF),
+        "non": (True, Reason.ADMIN_OVERRIDE),
+        "defer": (False, Reason.DEEP_DISCHARGE_CUTOFF),
+    }
