@@ -294,6 +294,18 @@ def stop_demo(proc: subprocess.Popen[str], state_dir: Path, result: dict[str, An
     result["survivors"] = {name: pid for name, pid in pids.items() if _alive(pid)}
 
 
+def integration_errors(log_path: Path) -> list[str]:
+    """ERROR/CRITICAL lines the integration itself logged (refused service calls are HA's)."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [
+        line[:300] for line in lines
+        if "[custom_components.microgrid" in line and (" ERROR " in line or " CRITICAL " in line)
+    ]
+
+
 def _alive(pid: int) -> bool:
     """Whether pid runs (zombies of reaped children do not count)."""
     try:
@@ -320,6 +332,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         result["error"] = f"{type(err).__name__}: {err}"
     finally:
         stop_demo(proc, state_dir, result)
+        result["integration_errors"] = integration_errors(
+            state_dir / "config" / "home-assistant.log"
+        )
         result["logs"] = {
             "demo.stderr": log_tail(args.work / "demo.stderr", lines=60),
             **{p.name: log_tail(p, lines=80) for p in sorted((state_dir / "logs").glob("*.log"))},

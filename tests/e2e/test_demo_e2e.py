@@ -67,3 +67,8 @@ def test_demo_stops_every_process_it_started(demo_result: dict) -> None:
     assert set(demo_result["children"]) == {"hass", "sim"}, demo_result["_failure"]
     assert demo_result["survivors"] == {}, demo_result["_failure"]
     assert demo_result["demo_exit"] == 0, demo_result["_failure"]
+
+
+def test_the_integration_logged_no_errors(demo_up: dict) -> None:
+    """The whole run (start, flows, shedding, refusals) left no ERROR from the integration."""
+    assert demo_up["integration_errors"] == [], demo_up["_failure"]
