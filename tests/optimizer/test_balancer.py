@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import math
 
@@ -257,3 +258,42 @@ def test_a_zone_never_takes_the_place_of_one_in_its_own_class() -> None:
     out = run(zones, states, 1000.0)
     assert out["old_tv"].on
     assert (out["new_tv"].on, out["new_tv"].reason) == (False, Reason.POWER_LIMIT)
+
+
+def test_load_wobbling_around_the_margin_switches_once_not_on_every_reading() -> None:
+    from optimizer.dispatch import DispatchInput, dispatch
+
+    tv = zone("tv", NON, 200.0)
+    zones = (CLINIC, LIGHT, tv)
+    states = {
+        "clinic": running(CLINIC),
+        "light": running(LIGHT),
+        "tv": ZoneState(
+            zone_id="tv", relay_on=True, power_w=200.0, request_on=True, last_change=LONG_AGO
+        ),
+    }
+    now, switches, band = NOW, 0, None
+    for i in range(720):  # two hours of 10-second readings
+        now += timedelta(seconds=10)
+        wobble = 1.0 + (0.06 if i % 2 else -0.06)  # the clinic draws 282-318 W
+        states["clinic"] = replace(states["clinic"], power_w=300.0 * wobble)
+        decision = dispatch(
+            DispatchInput(
+                now=now,
+                reading=SiteReading(soc_pct=60.0, power_limit_w=900.0, sun_up=True),
+                previous_band=band,
+                thresholds=Thresholds(),
+                zones=zones,
+                states=states,
+            )
+        )
+        band = decision.band
+        on = decision.zones["tv"].on
+        if on != states["tv"].relay_on:
+            switches += 1
+            states["tv"] = replace(
+                states["tv"], relay_on=on, power_w=200.0 if on else 0.0, last_change=now
+            )
+    # 782-818 W against a 810 W shed level and a 720 W restore level: shed once, never restored.
+    assert switches == 1
+    assert not states["tv"].relay_on
