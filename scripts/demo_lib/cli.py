@@ -25,6 +25,7 @@ from .site_setup import (
     Credentials,
     add_household,
     add_microgrid_entry,
+    configure_energy_dashboard,
     create_household_user,
     demo_site_spec,
     wait_for_zone_switches,
@@ -201,6 +202,10 @@ async def bring_up(
             found = await wait_for_zone_switches(ws, count=len(site.zones), timeout_s=30)
             if found < len(site.zones):
                 say(f"warning: only {found} of {len(site.zones)} zone switches report a state")
+            try:
+                await configure_energy_dashboard(ws)
+            except HAError as err:
+                say(f"warning: Energy dashboard not configured: {err}")
     say(f"ready after {time.monotonic() - started:.1f} s; logs in {sup.log_dir}")
 
 

@@ -213,3 +213,26 @@ async def wait_for_zone_switches(ws: HAWebSocket, *, count: int, timeout_s: floa
         if live >= count or time.monotonic() >= deadline:
             return live
         await asyncio.sleep(0.5)
+
+
+def energy_prefs(registry: list[dict[str, Any]], states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Energy dashboard prefs: the site's solar energy as source, each zone's energy as device."""
+    device_class = {s["entity_id"]: s["attributes"].get("device_class") for s in states}
+    energy = [
+        e for e in registry
+        if e.get("platform") == DOMAIN and device_class.get(e["entity_id"]) == "energy"
+    ]
+    solar = [e["entity_id"] for e in energy if str(e.get("unique_id", "")).endswith("solar_energy")]
+    zones = sorted(e["entity_id"] for e in energy if e.get("config_subentry_id"))
+    prefs: dict[str, Any] = {"device_consumption": [{"stat_consumption": z} for z in zones]}
+    if solar:
+        prefs["energy_sources"] = [
+            {"type": "solar", "stat_energy_from": solar[0], "config_entry_solar_forecast": None}
+        ]
+    return prefs
+
+
+async def configure_energy_dashboard(ws: HAWebSocket) -> dict[str, Any]:
+    """Point the Energy dashboard at the microgrid's energy sensors; return the saved prefs."""
+    prefs = energy_prefs(await ws.call("config/entity_registry/list"), await ws.call("get_states"))
+    return dict(await ws.call("energy/save_prefs", **prefs))

@@ -170,6 +170,10 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
                     token=admin_token,
                 )
 
+            energy = await admin.call("energy/get_prefs")
+            result["energy_sources"] = [src["type"] for src in energy.get("energy_sources", [])]
+            result["energy_devices"] = len(energy.get("device_consumption", []))
+
             switches = await zone_switches(admin)
             result["switches"] = switches
             hh_registry = await hh.call("config/entity_registry/list")

@@ -23,6 +23,12 @@ def test_only_offline_integrations_were_added(demo_up: dict) -> None:
     assert ["microgrid", "loaded"] in demo_up["entries"], demo_up["_failure"]
 
 
+def test_energy_dashboard_shows_solar_and_the_zones(demo_up: dict) -> None:
+    """The demo points the Energy dashboard at the site's solar and the four zones' energy."""
+    assert demo_up["energy_sources"] == ["solar"], demo_up["_failure"]
+    assert demo_up["energy_devices"] == 4, demo_up["_failure"]
+
+
 def test_household_sees_the_four_zone_switches(demo_up: dict) -> None:
     """The non-admin household user sees one switch per zone, each with a state."""
     assert demo_up["household_is_admin"] is False

@@ -26,7 +26,13 @@ from demo_lib.configdir import (  # noqa: E402
 )
 from demo_lib.ha_api import HAError  # noqa: E402
 from demo_lib.procs import Supervisor  # noqa: E402
-from demo_lib.site_setup import ZoneSpec, demo_site_spec, fill_form, zone_for_step  # noqa: E402
+from demo_lib.site_setup import (  # noqa: E402
+    ZoneSpec,
+    demo_site_spec,
+    energy_prefs,
+    fill_form,
+    zone_for_step,
+)
 
 
 def _gone(pid: int) -> bool:
@@ -152,6 +158,34 @@ def test_zone_step_is_matched_by_its_node_placeholder() -> None:
     assert zone_for_step({}, zones, 1).name == "B"
     with pytest.raises(HAError):
         zone_for_step({}, zones, 2)
+
+
+def test_energy_prefs_pick_site_solar_and_zone_energy() -> None:
+    """Solar energy is the source; zone energy sensors (on subentries) are devices; power is not."""
+    registry = [
+        {"entity_id": "sensor.site_solar_energy", "platform": "microgrid",
+         "unique_id": "e1_solar_energy", "config_subentry_id": None},
+        {"entity_id": "sensor.site_consumption", "platform": "microgrid",
+         "unique_id": "e1_consumption_energy", "config_subentry_id": None},
+        {"entity_id": "sensor.pump_energy", "platform": "microgrid",
+         "unique_id": "e1_Zone4_energy", "config_subentry_id": "s4"},
+        {"entity_id": "sensor.pump_power", "platform": "microgrid",
+         "unique_id": "e1_Zone4_power", "config_subentry_id": "s4"},
+        {"entity_id": "sensor.other_energy", "platform": "other",
+         "unique_id": "x", "config_subentry_id": "s9"},
+    ]
+    states = [
+        {"entity_id": e["entity_id"],
+         "attributes": {"device_class": "power" if "power" in e["entity_id"] else "energy"}}
+        for e in registry
+    ]
+    prefs = energy_prefs(registry, states)
+    assert prefs["energy_sources"] == [
+        {"type": "solar", "stat_energy_from": "sensor.site_solar_energy",
+         "config_entry_solar_forecast": None}
+    ]
+    assert prefs["device_consumption"] == [{"stat_consumption": "sensor.pump_energy"}]
+    assert "energy_sources" not in energy_prefs([], [])
 
 
 def test_demo_site_spec_mirrors_the_simulated_site() -> None:
