@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 import math
 
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from optimizer.model import (
@@ -334,3 +335,26 @@ def test_below_the_cutoff_every_zone_is_off_but_admin_overrides() -> None:
         "non": (True, Reason.ADMIN_OVERRIDE),
         "defer": (False, Reason.DEEP_DISCHARGE_CUTOFF),
     }
+
+
+_ORDER = [E, C, N]
+
+
+def _plain_band(soc: float, t: Thresholds) -> Band:
+    return E if soc < t.emergency_pct else C if soc < t.conservation_pct else N
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    soc=st.floats(0.0, 100.0),
+    previous=st.sampled_from([E, C, N]),
+    hysteresis=st.sampled_from([0.0, 1.0, 2.0, 5.0]),
+)
+def test_band_is_the_previous_one_clamped_between_the_plain_bands(
+    soc: float, previous: Band, hysteresis: float
+) -> None:
+    t = Thresholds(hysteresis_pct=hysteresis)
+    low = _ORDER.index(_plain_band(soc - hysteresis, t))
+    high = _ORDER.index(_plain_band(soc, t))
+    expected = _ORDER[min(max(_ORDER.index(previous), low), high)]
+    assert band_for(soc, previous, t) == expected
