@@ -101,13 +101,24 @@ def _fleet_from(args: argparse.Namespace, database_url: str, token: str) -> Flee
 
 
 def add_site_controls(server: RTDBServer, fleet: Fleet) -> None:
-    """POST /.sim/site/soc {"soc_pct": x} and /.sim/site/state on the server."""
+    """POST /.sim/site/{soc,fault,time,state} on the server (owner token)."""
 
     def set_soc(args: dict[str, Any]) -> dict[str, Any]:
         fleet.set_soc(float(args["soc_pct"]))
         return fleet.summary()
 
+    def set_fault(args: dict[str, Any]) -> dict[str, Any]:
+        fault = args.get("fault")
+        fleet.set_fault(str(args["zone_id"]), None if fault is None else str(fault))
+        return fleet.summary()
+
+    def set_time(args: dict[str, Any]) -> dict[str, Any]:
+        fleet.set_sim_time(_instant(str(args["sim_time"])))
+        return fleet.summary()
+
     server.add_control("site/soc", set_soc)
+    server.add_control("site/fault", set_fault)
+    server.add_control("site/time", set_time)
     server.add_control("site/state", lambda args: fleet.summary())
 
 

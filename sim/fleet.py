@@ -29,6 +29,13 @@ PATH_SENSORS = "sensors"  # = custom_components.microgrid.const.PATH_SENSORS
 PATH_COMMANDS = "commands"  # = custom_components.microgrid.const.PATH_COMMANDS
 MODE_REMOTE = "remote"
 MODE_FALLBACK = "fallback"
+# Board faults for tests and the demo: link down (no reports, deaf to commands), relay welded
+# (verifies and acks, never switches), overload (the zone draws OVERLOAD_FACTOR times its load).
+FAULT_OFFLINE = "offline"
+FAULT_STUCK = "stuck"
+FAULT_OVERLOAD = "overload"
+FAULTS = (FAULT_OFFLINE, FAULT_STUCK, FAULT_OVERLOAD)
+OVERLOAD_FACTOR = 2.0
 
 # Local safe state: the least SoC at which a class keeps its relay ON without commands.
 FALLBACK_MIN_SOC_PCT: Mapping[str, float] = {
@@ -201,6 +208,7 @@ class Board:
             initial_relay = fallback_relay(zone.priority, site_state().soc_pct)
         self.relay_on = initial_relay
         self.mode = MODE_REMOTE
+        self.fault: str | None = None
         self.last_seq: int | None = None
         self._last_sig: str | None = None
         self._last_valid = monotonic()
@@ -284,8 +292,22 @@ class Board:
         self._set_relay(fallback_relay(self.zone.priority, self._site_state().soc_pct))
         return True
 
+    def set_fault(self, fault: str | None) -> None:
+        """Inject (or clear, with None) a fault."""
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
+        was_offline = self.fault == FAULT_OFFLINE
+        self.fault = fault
+        if was_offline and fault != FAULT_OFFLINE:
+            # Back online: act on whatever command arrived meanwhile, and report at once.
+            if self._command is not None:
+                self.handle_command(self._command)
+            self._report_now.set()
+
     def _set_relay(self, on: bool) -> None:
         """Switch the relay; let the site know so the next record carries the new load."""
+        if self.fault == FAULT_STUCK:
+            return  # the relay is welded: the board thinks it switched, nothing moves
         changed = on != self.relay_on
         self.relay_on = on
         if changed and self._on_relay_change is not None:
@@ -306,6 +328,8 @@ class Board:
     async def report(self) -> bool:
         """PUT sensors/<node> once; False (logged) when the write fails."""
         self.check_fallback()
+        if self.fault == FAULT_OFFLINE:
+            return False
         try:
             async with self._session.put(
                 self._db.url(f"{PATH_SENSORS}/{self.node}"),
@@ -389,7 +413,7 @@ class Board:
         if updated == self._command:
             return
         self._command = updated
-        if updated is not None:
+        if updated is not None and self.fault != FAULT_OFFLINE:
             self.handle_command(updated)
 
 
@@ -453,11 +477,33 @@ class Fleet:
         mono = time.monotonic()
         dt_s = (mono - self._last_mono) * self.speed
         self._last_mono = mono
-        return self.site.step(self.sim_now(), dt_s, self.relay_states())
+        overloaded = {
+            node: OVERLOAD_FACTOR
+            for node, board in self.boards.items()
+            if board.fault == FAULT_OVERLOAD
+        }
+        return self.site.step(self.sim_now(), dt_s, self.relay_states(), load_scale=overloaded)
 
     def set_soc(self, soc_pct: float) -> SiteState:
         """Force the battery's state of charge (site control for tests and the demo)."""
         return self.site.set_soc(soc_pct)
+
+    def set_fault(self, zone_id: str, fault: str | None) -> SiteState:
+        """Inject or clear a fault on one board (see FAULTS)."""
+        board = self.boards.get(zone_id)
+        if board is None:
+            raise ValueError(f"no board for zone {zone_id!r}")
+        board.set_fault(fault)
+        return self.step()
+
+    def set_sim_time(self, when: datetime) -> SiteState:
+        """Jump the simulated clock (e.g. to dusk); the physics does not integrate the jump."""
+        if when.tzinfo is None:
+            raise ValueError("sim time must be timezone-aware")
+        self.step()
+        self._sim_start = when
+        self._mono_start = self._last_mono = time.monotonic()
+        return self.site.step(when, 0.0, self.relay_states())
 
     async def start(self) -> None:
         """Create the boards and start physics, reports and listeners."""
@@ -504,6 +550,7 @@ class Fleet:
         state = self.site.state
         return {
             "sim_time": state.at.isoformat(),
+            "speed": self.speed,
             "soc_pct": round(state.soc_pct, 2),
             "solar_w": round(state.solar_w, 1),
             "load_w": round(state.load_w, 1),
@@ -511,6 +558,7 @@ class Fleet:
                 node: {
                     "relay_on": board.relay_on,
                     "mode": board.mode,
+                    "fault": board.fault,
                     "accepted": board.accepted,
                     "rejected": {reason.value: n for reason, n in board.rejected.items()},
                     "reports": board.reports,

@@ -241,14 +241,28 @@ def initial_state(spec: SiteSpec, now: datetime, soc_pct: float) -> SiteState:
 
 
 def advance(
-    spec: SiteSpec, state: SiteState, now: datetime, dt_s: float, relay_states: Mapping[str, bool]
+    spec: SiteSpec,
+    state: SiteState,
+    now: datetime,
+    dt_s: float,
+    relay_states: Mapping[str, bool],
+    *,
+    load_scale: Mapping[str, float] | None = None,
 ) -> SiteState:
-    """The site after dt_s ending at `now`, powers taken at `now` (relays by zone_id)."""
+    """The site after dt_s ending at `now`, powers taken at `now` (relays by zone_id).
+
+    `load_scale` multiplies a zone's draw (a fault: an overloaded or leaking circuit).
+    """
     if dt_s < 0 or not math.isfinite(dt_s):
         raise ValueError("dt_s must be a finite number >= 0")
+    scale = load_scale or {}
+    if any(not math.isfinite(f) or f < 0 for f in scale.values()):
+        raise ValueError("load_scale factors must be finite and >= 0")
     pv_w = solar_w(now, spec.solar, spec.tz)
     demand = {
-        zone.zone_id: zone_load_w(zone, now, spec.tz) if relay_states.get(zone.zone_id) else 0.0
+        zone.zone_id: zone_load_w(zone, now, spec.tz) * scale.get(zone.zone_id, 1.0)
+        if relay_states.get(zone.zone_id)
+        else 0.0
         for zone in spec.zones
     }
     demand_w = sum(demand.values())
@@ -289,9 +303,15 @@ class SiteModel:
         self.spec = spec
         self.state = initial_state(spec, now, soc_pct)
 
-    def step(self, now: datetime, dt_s: float, relay_states: Mapping[str, bool]) -> SiteState:
+    def step(
+        self,
+        now: datetime,
+        dt_s: float,
+        relay_states: Mapping[str, bool],
+        load_scale: Mapping[str, float] | None = None,
+    ) -> SiteState:
         """Advance by dt_s to `now` and return the new state."""
-        self.state = advance(self.spec, self.state, now, dt_s, relay_states)
+        self.state = advance(self.spec, self.state, now, dt_s, relay_states, load_scale=load_scale)
         return self.state
 
     def set_soc(self, soc_pct: float) -> SiteState:

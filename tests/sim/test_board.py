@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import json
 from unittest.mock import MagicMock
 
 from hypothesis import given, settings, strategies as st
@@ -297,3 +298,27 @@ def test_board_validation() -> None:
             database_url="http://127.0.0.1:1",
             report_interval_s=0,
         )
+
+
+async def test_stuck_relay_acks_but_never_switches() -> None:
+    """A welded relay: commands verify and are counted, the relay (and fallback) stay put."""
+    b, clock = board()
+    b.set_fault("stuck")
+    assert b.handle_command(command(cmd="OFF", seq=1)).accepted
+    assert b.relay_on is True and b.accepted == 1
+    clock.now += 1000
+    b.check_fallback()
+    assert b.relay_on is True
+
+
+async def test_offline_board_is_silent_and_catches_up() -> None:
+    """Offline: no report leaves the board; back online it applies the pending command."""
+    b, _ = board()
+    b.set_fault("offline")
+    assert await b.report() is False
+    b._on_data_event("put", json.dumps({"path": "/", "data": command(cmd="OFF", seq=3)}))
+    assert b.relay_on is True and b.accepted == 0
+    b.set_fault(None)
+    assert b.relay_on is False and b.last_seq == 3
+    with pytest.raises(ValueError):
+        b.set_fault("melted")

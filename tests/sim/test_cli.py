@@ -74,6 +74,18 @@ async def test_run_serves_the_demo_site(session: aiohttp.ClientSession) -> None:
         async with session.post(f"{base}/.sim/site/soc", json={"soc_pct": 8}) as resp:
             assert resp.status == 401
         async with session.post(
+            f"{base}/.sim/site/fault", json={"zone_id": "Zone3", "fault": "stuck"}, headers=OWNER
+        ) as resp:
+            assert (await resp.json())["result"]["boards"]["Zone3"]["fault"] == "stuck"
+        async with session.post(
+            f"{base}/.sim/site/time", json={"sim_time": "2025-01-27T20:00:00Z"}, headers=OWNER
+        ) as resp:
+            assert (await resp.json())["result"]["sim_time"].startswith("2025-01-27T20:00")
+        async with session.post(
+            f"{base}/.sim/site/time", json={"sim_time": "tea time"}, headers=OWNER
+        ) as resp:
+            assert resp.status == 400
+        async with session.post(
             f"{base}/.sim/site/soc", json={"soc_pct": 300}, headers=OWNER
         ) as resp:
             assert resp.status == 400

@@ -208,3 +208,24 @@ def test_fleet_validation() -> None:
         Fleet(database_url="http://127.0.0.1:9/?ns=demo", soc_pct=120)
     with pytest.raises(ValueError):
         Fleet(database_url="not a url")
+
+
+async def test_faults_offline_overload_and_time_jump(server: RTDBServer, make_fleet) -> None:
+    """Site controls: a silent board, a doubled load, a jump to the evening."""
+    fleet = await make_fleet(report_interval_s=0.05)
+    await until(lambda: relay(server, "Zone4") is True)
+    pump_w = server.get_value("sensors/Zone4/outputPower")
+    assert pump_w > 0
+    fleet.set_fault("Zone4", "overload")
+    await until(lambda: server.get_value("sensors/Zone4/outputPower") == pytest.approx(2 * pump_w))
+    fleet.set_fault("Zone4", None)
+    fleet.set_fault("Zone3", "offline")
+    frozen = server.get_value("sensors/Zone3")
+    reports = fleet.boards["Zone1"].reports
+    await until(lambda: fleet.boards["Zone1"].reports >= reports + 3)  # others carry on
+    assert server.get_value("sensors/Zone3") == frozen
+    fleet.set_sim_time(datetime(2025, 1, 27, 20, 0, tzinfo=UTC))
+    await until(lambda: (server.get_value("sensors/Zone2/outputPower") or 0) > 0)
+    assert server.get_value("sensors/Zone2/solarGeneration") == 0
+    with pytest.raises(ValueError):
+        fleet.set_fault("Zone9", "stuck")
