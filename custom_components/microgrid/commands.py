@@ -61,6 +61,7 @@ class CommandWriter:
         self.failed: set[str] = set()
         self.writes = 0
         self.write_errors = 0
+        self.in_flight = 0
 
     @callback
     def reconcile(
@@ -126,6 +127,7 @@ class CommandWriter:
 
     async def _async_write(self, zone_id: str, record: dict[str, object]) -> None:
         """PUT commands/<zone>; a failure is retried by reconcile after the backoff."""
+        self.in_flight += 1
         try:
             await self._link.async_put(f"{PATH_COMMANDS}/{zone_id}", record)
         except FirebaseError as err:
@@ -133,6 +135,8 @@ class CommandWriter:
             LOGGER.warning("Writing the command for %s failed (will retry): %s", zone_id, err)
         else:
             self.writes += 1
+        finally:
+            self.in_flight -= 1
 
     @callback
     def _acknowledged(self, zone_id: str) -> None:

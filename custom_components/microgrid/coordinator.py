@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from dataclasses import replace
 from datetime import datetime, timedelta
 import math
 from typing import Any
@@ -286,6 +287,9 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def _accept(self, reading: BoardReading) -> None:
         """Keep a valid reading: track relay changes and integrate the zone's energy."""
         previous = self.readings.get(reading.zone_id)
+        if previous is not None and replace(previous, received_at=reading.received_at) == reading:
+            # A resync replays unchanged records: the same reading again is not a fresh one.
+            return
         if previous is not None:
             if previous.relay_on != reading.relay_on:
                 self.relay_changed_at[reading.zone_id] = reading.received_at

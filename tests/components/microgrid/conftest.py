@@ -1,0 +1,172 @@
+"""Fixtures: a real loopback RTDB with four boards, and a site entry pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from homeassistant.auth.models import User
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.microgrid.const import (
+    CONF_BATTERY_CAPACITY_WH,
+    CONF_COMMAND_SECRET,
+    CONF_DATABASE_URL,
+    CONF_HOUSEHOLD,
+    CONF_MEMBERS,
+    CONF_NAME,
+    CONF_NOMINAL_VOLTAGE_V,
+    CONF_POWER_LIMIT_W,
+    CONF_PRIORITY,
+    CONF_RATED_W,
+    CONF_SCHEDULE,
+    CONF_SITE_NAME,
+    CONF_ZONE_ID,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    SUBENTRY_HOUSEHOLD,
+    SUBENTRY_ZONE,
+)
+from sim.rtdb import RTDBServer
+
+SECRET = "test-command-secret-0123456789abcdef"
+ZONES = (
+    ("Zone1", "Clinic", "critical", 150.0, "always", None),
+    ("Zone2", "Street lights", "semi_critical", 200.0, "always", None),
+    ("Zone3", "Homes", "non_critical", 400.0, "always", "Homes"),
+    ("Zone4", "Water pump", "deferrable", 300.0, "always", None),
+)
+
+
+def board_record(
+    *,
+    soc: float = 80.0,
+    relay: bool = True,
+    power: float = 100.0,
+    solar: float = 300.0,
+    voltage: float = 12.6,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A sensors/<zone> record in the original ESP32 format."""
+    stamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "batteryVoltage": voltage,
+        "inputPower": solar,
+        "outputPower": power if relay else 0.0,
+        "solarGeneration": solar,
+        "batteryPercentage": soc,
+        "relayState": relay,
+        "timestamp": stamp,
+    }
+
+
+async def wait_for(predicate: Callable[[], bool], rounds: int = 200_000) -> None:
+    """Let real loopback I/O run (bounded) until the predicate holds.
+
+    Counts loop rounds rather than seconds: tests that freeze time also freeze the loop clock,
+    so a timed sleep would never return.
+    """
+    for _ in range(rounds):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+async def rtdb(socket_enabled: None) -> AsyncIterator[RTDBServer]:
+    """The loopback RTDB-compatible server with four healthy boards."""
+    server = RTDBServer()
+    server.keepalive_interval_s = 1.0
+    await server.start()
+    for zone_id, *_ in ZONES:
+        server.set_value(f"sensors/{zone_id}", board_record())
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def admin_user(hass: HomeAssistant) -> User:
+    """An admin user (created first, so it is also the owner)."""
+    return await hass.auth.async_create_user("Admin", group_ids=["system-admin"])
+
+
+@pytest.fixture
+async def household_user(hass: HomeAssistant, admin_user: User) -> User:
+    """A non-admin user who belongs to the household 'Homes'."""
+    user = await hass.auth.async_create_user("Asha", group_ids=["system-users"])
+    assert not user.is_admin
+    return user
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Options of the site entry (tests override)."""
+    return dict(DEFAULT_OPTIONS)
+
+
+@pytest.fixture
+def mock_config_entry(
+    rtdb: RTDBServer, household_user: User, entry_options: dict[str, Any]
+) -> MockConfigEntry:
+    """The site entry: four zones and one household as subentries."""
+    subentries = [
+        ConfigSubentryData(
+            subentry_type=SUBENTRY_ZONE,
+            title=name,
+            unique_id=zone_id,
+            data={
+                CONF_ZONE_ID: zone_id,
+                CONF_NAME: name,
+                CONF_PRIORITY: priority,
+                CONF_RATED_W: rated,
+                CONF_SCHEDULE: schedule,
+                CONF_HOUSEHOLD: household,
+            },
+        )
+        for zone_id, name, priority, rated, schedule, household in ZONES
+    ]
+    subentries.append(
+        ConfigSubentryData(
+            subentry_type=SUBENTRY_HOUSEHOLD,
+            title="Homes",
+            unique_id="Homes",
+            data={CONF_NAME: "Homes", CONF_MEMBERS: [household_user.id]},
+        )
+    )
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Village",
+        unique_id="demo@127.0.0.1",
+        data={
+            CONF_SITE_NAME: "Village",
+            CONF_DATABASE_URL: rtdb.database_url("demo"),
+            CONF_BATTERY_CAPACITY_WH: 5000.0,
+            CONF_NOMINAL_VOLTAGE_V: 12.0,
+            CONF_POWER_LIMIT_W: 1000.0,
+            CONF_COMMAND_SECRET: SECRET,
+        },
+        options=entry_options,
+        subentries_data=subentries,
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, rtdb: RTDBServer, mock_config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The site set up, its stream connected."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    link = mock_config_entry.runtime_data.link
+    await wait_for(lambda: link.connected)
+    yield mock_config_entry
+    if mock_config_entry.state.recoverable:
+        await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
