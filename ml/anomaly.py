@@ -154,26 +154,29 @@ def _window_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hourly windows: level, spread, peak, relay share, power while off, hour of day."""
     ok = np.isfinite(power_w)
+    if not ok.any():
+        return np.empty((0, 7)), np.empty(0)
     hours = np.floor(ts[ok] / 3600.0)
     p = power_w[ok] / max(scale_w, 1.0)
     r = np.ones_like(p) if relay is None else np.nan_to_num(relay[ok], nan=1.0)
-    rows, starts = [], []
-    if hours.size == 0:
-        return np.empty((0, 7)), np.empty(0)
-    uniq, idx = np.unique(hours, return_index=True)
-    bounds = np.append(idx, hours.size)
-    for h, a, b in zip(uniq, bounds[:-1], bounds[1:]):
-        if b - a < 3:
-            continue
-        pw, rl = p[a:b], r[a:b]
-        off = pw[rl < 0.5]
-        cal = calendar_features(np.array([h * 3600.0]))[0]
-        rows.append(
-            [pw.mean(), pw.std(), pw.max(), rl.mean(), off.mean() if off.size else 0.0,
-             cal[0], cal[1]]
-        )
-        starts.append(h * 3600.0)
-    return np.asarray(rows).reshape(-1, 7), np.asarray(starts)
+    uniq, inv = np.unique(hours, return_inverse=True)
+    m = uniq.size
+    count = np.bincount(inv, minlength=m)
+    mean = np.bincount(inv, weights=p, minlength=m) / count
+    var = np.bincount(inv, weights=p * p, minlength=m) / count - mean**2
+    peak = np.full(m, -np.inf)
+    np.maximum.at(peak, inv, p)
+    relay_share = np.bincount(inv, weights=r, minlength=m) / count
+    off = r < 0.5
+    off_n = np.bincount(inv, weights=off.astype(float), minlength=m)
+    off_sum = np.bincount(inv, weights=np.where(off, p, 0.0), minlength=m)
+    off_mean = np.where(off_n > 0, off_sum / np.maximum(off_n, 1), 0.0)
+    cal = calendar_features(uniq * 3600.0)
+    x = np.column_stack(
+        [mean, np.sqrt(np.maximum(var, 0.0)), peak, relay_share, off_mean, cal[:, 0], cal[:, 1]]
+    )
+    keep = count >= 3
+    return x[keep], uniq[keep] * 3600.0
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

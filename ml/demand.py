@@ -34,6 +34,14 @@ class FitReport:
     method: str = METHOD_REGRESSION
     mae_backtest_by_series: Mapping[str, float] = field(default_factory=dict)
     history_days: float = 0.0
+    mae_persistence_backtest: float | None = None  # the fallback's MAE on the same week
+
+    @property
+    def skill(self) -> float | None:
+        """1 - MAE / fallback MAE on the back-test week (< 0: the model is worse; repair)."""
+        if not self.mae_backtest or not self.mae_persistence_backtest:
+            return None
+        return 1.0 - self.mae_backtest / self.mae_persistence_backtest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,13 +132,19 @@ def training_pairs(
     return o[keep], s[keep]
 
 
+_CONTROLLER: list[Any] = []
+
+
 def single_thread() -> Any:
     """Limit BLAS/OpenMP to one thread: on a busy 2-core box spinning threads cost 10x."""
-    # The OpenMP runtime must be loaded before it can be limited.
-    import sklearn.ensemble  # noqa: F401
-    from threadpoolctl import threadpool_limits
+    if not _CONTROLLER:
+        # The OpenMP runtime must be loaded before it can be found; scanning the loaded
+        # libraries takes ~10 ms, so it is done once.
+        import sklearn.ensemble  # noqa: F401
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=1)
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
 
 
 def _new_regressor(max_iter: int, seed: int, loss: str) -> Any:
@@ -219,10 +233,13 @@ class DemandForecaster:
     def _horizon_slots(self) -> int:
         return max(1, round(self.horizon_hours * 60 / self.slot_minutes))
 
-    def _fit_series(self, ctx: SeriesContext, rng: np.random.Generator) -> tuple[Any, int]:
-        o, s = training_pairs(
-            ctx, horizon_slots=self._horizon_slots, max_rows=self.max_rows, rng=rng
-        )
+    def _fit_series(
+        self, ctx: SeriesContext, rng: np.random.Generator, *, zone: bool = False
+    ) -> tuple[Any, int]:
+        # Zones get half the rows and rounds: they are many, and smaller errors in watts.
+        max_rows = self.max_rows // 2 if zone else self.max_rows
+        max_iter = max(20, self.max_iter // 2) if zone else self.max_iter
+        o, s = training_pairs(ctx, horizon_slots=self._horizon_slots, max_rows=max_rows, rng=rng)
         if o.size < 50:
             return None, 0
         x = demand_features(ctx, o, s)
@@ -232,7 +249,7 @@ class DemandForecaster:
             target = target / scale
         model = SeriesModel(
             columns=informative_columns(x),
-            estimator=_new_regressor(self.max_iter, self.seed, self.loss),
+            estimator=_new_regressor(max_iter, self.seed, self.loss),
             normalise=self.normalise,
         )
         weight = None
@@ -265,7 +282,7 @@ class DemandForecaster:
             if self.backtest_days > 0 and days >= self.min_history_days + self.backtest_days:
                 maes = self._backtest(contexts, rng)
             for name, ctx in contexts.items():
-                model, n = self._fit_series(ctx, rng)
+                model, n = self._fit_series(ctx, rng, zone=name != SITE)
                 if model is not None:
                     models[name] = model
                     rows += n
@@ -273,6 +290,7 @@ class DemandForecaster:
         self.report = FitReport(
             rows=rows,
             mae_backtest=maes.get(SITE),
+            mae_persistence_backtest=maes.get(f"{SITE}_persistence"),
             trained_at=float(now),
             method=self.method,
             mae_backtest_by_series=maes,
@@ -283,7 +301,8 @@ class DemandForecaster:
     def _backtest(
         self, contexts: Mapping[str, SeriesContext], rng: np.random.Generator
     ) -> dict[str, float]:
-        """MAE (W) of models trained without the last week, forecasting that week hourly."""
+        """MAE (W) of models trained without the last week, forecasting that week hourly
+        (and of seasonal persistence on the same points, keyed "<series>_persistence")."""
         maes = {}
         # The site series only: zone back-tests would double the training time for a figure
         # nobody acts on.
@@ -305,6 +324,10 @@ class DemandForecaster:
                 continue
             pred = np.maximum(model.predict(demand_features(ctx, o[ok], s[ok])), 0.0)
             maes[name] = float(np.mean(np.abs(pred - y[ok])))
+            base = seasonal_persistence(ctx, o[ok], s[ok])
+            fine = np.isfinite(base)
+            if fine.any():
+                maes[f"{name}_persistence"] = float(np.mean(np.abs(base[fine] - y[ok][fine])))
         return maes
 
     def predict(

@@ -335,12 +335,12 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
         energy = float(step_energy_wh(energy, total, pv, phys))
         min_soc = min(min_soc, energy / s.battery.capacity_wh * 100.0)
     return _report(s, demand_wh=demand_wh, served_wh=served_wh, switches=switches, runs=runs,
-                   min_soc=min_soc, plan_ms=plan_ms,
+                   min_soc=min_soc, final_soc=energy / s.battery.capacity_wh * 100.0, plan_ms=plan_ms,
                    critical_short_at_high_soc=critical_short_at_high_soc)
 
 
 def _report(s: Scenario, *, demand_wh: dict[str, float], served_wh: dict[str, float],
-            switches: dict[str, int], runs: list[_JobRun], min_soc: float,
+            switches: dict[str, int], runs: list[_JobRun], min_soc: float, final_soc: float,
             plan_ms: list[float], critical_short_at_high_soc: int) -> dict[str, Any]:
     """The JSON figures of one run."""
     for zone in s.zones:
@@ -366,6 +366,7 @@ def _report(s: Scenario, *, demand_wh: dict[str, float], served_wh: dict[str, fl
         "classes": {cls: {"served_pct": pct, "served_wh": served_by_class[cls]}
                     for cls, pct in by_class.items()},
         "min_soc_pct": round(min_soc, 3),
+        "final_soc_pct": round(final_soc, 3),
         "critical_served_pct": by_class[PriorityClass.CRITICAL.value],
         "critical_off_slots_above_emergency": critical_short_at_high_soc,
         "deferrable_completed": f"{done}/{len(runs)}",

@@ -352,7 +352,10 @@ class Board:
         """Report every report_interval_s, and at once after an accepted command."""
         while True:
             self._report_now.clear()
-            await self.report()
+            try:
+                await self.report()
+            except Exception:
+                _LOGGER.exception("Board %s report crashed (continuing)", self.node)
             try:
                 await asyncio.wait_for(self._report_now.wait(), self.report_interval_s)
             except TimeoutError:
@@ -366,6 +369,9 @@ class Board:
                 got_data = await self._listen_once()
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 _LOGGER.debug("Board %s stream error: %r", self.node, err)
+                got_data = False
+            except Exception:
+                _LOGGER.exception("Board %s stream crashed (reconnecting)", self.node)
                 got_data = False
             if got_data:
                 backoff_s = 0.25

@@ -11,8 +11,10 @@ LOGGER = logging.getLogger(__package__)
 
 # Config entry data (connection step).
 CONF_SITE_NAME: Final = "site_name"
-CONF_DATABASE_URL: Final = "database_url"  # https://<db>.firebaseio.com or http://127.0.0.1:9000/?ns=<db>
-CONF_SERVICE_ACCOUNT: Final = "service_account"  # service-account key JSON (text); absent in emulator mode
+# https://<db>.firebaseio.com, or http://127.0.0.1:9000/?ns=<db> for the loopback server
+CONF_DATABASE_URL: Final = "database_url"
+# The service-account key JSON (text); absent in emulator mode.
+CONF_SERVICE_ACCOUNT: Final = "service_account"
 CONF_BATTERY_CAPACITY_WH: Final = "battery_capacity_wh"
 CONF_NOMINAL_VOLTAGE_V: Final = "nominal_voltage_v"
 CONF_POWER_LIMIT_W: Final = "power_limit_w"

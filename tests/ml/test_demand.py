@@ -41,6 +41,8 @@ def test_regression_after_enough_history_tracks_the_daily_shape() -> None:
     report = f.fit(h, now=now)
     assert report.method == METHOD_REGRESSION and report.rows > 1000
     assert report.mae_backtest is not None and report.mae_backtest < 40.0
+    assert report.mae_persistence_backtest is not None
+    assert report.skill == pytest.approx(1 - report.mae_backtest / report.mae_persistence_backtest)
     fc = f.predict(h, now=now, horizon_slots=48, slot_minutes=30)
     truth = _truth(now, 48)
     assert np.mean(np.abs(fc.site_w - truth)) < 30.0  # noise is 15 W per zone

@@ -113,7 +113,8 @@ async def test_emergency_reading_sheds_non_critical_in_the_same_update(
     assert coordinator.band is not None and coordinator.band.value == "emergency"
     emergency = hass.states.get(entity_id(hass, entry, "emergency", "binary_sensor"))
     assert emergency is not None and emergency.state == STATE_ON
-    # The switch shows the confirmed state until the board echoes; the pending command is an attribute.
+    # The switch shows the confirmed state until the board echoes; the pending command is an
+    # attribute.
     street = entity_id(hass, entry, "Zone2_relay", "switch")
     state = hass.states.get(street)
     assert state is not None and state.state == STATE_ON
