@@ -178,7 +178,7 @@ def band_for(soc_pct: float | None, previous: Band | None, thresholds: Threshold
     """The band: a lower one as soon as SoC is below it, a higher one only past the hysteresis."""
     site = sane_thresholds(thresholds)
     soc = valid_soc_pct(soc_pct)
-    known_previous = previous if previous in _BAND_ORDER else None
+    known_previous = Band(previous) if previous in _BAND_ORDER else None  # "normal" from storage
     if soc is None:
         return known_previous or Band.CONSERVATION
     raw = _raw_band(soc, site)

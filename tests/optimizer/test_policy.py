@@ -358,3 +358,9 @@ def test_band_is_the_previous_one_clamped_between_the_plain_bands(
     high = _ORDER.index(_plain_band(soc, t))
     expected = _ORDER[min(max(_ORDER.index(previous), low), high)]
     assert band_for(soc, previous, t) == expected
+
+
+def test_a_stored_band_string_works_as_previous() -> None:
+    assert band_for(21.0, "conservation", T) is Band.CONSERVATION  # type: ignore[arg-type]
+    assert band_for(math.nan, "normal", T) is Band.NORMAL  # type: ignore[arg-type]
+    assert band_for(math.nan, "bogus", T) is Band.CONSERVATION  # type: ignore[arg-type]
