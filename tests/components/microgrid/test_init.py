@@ -354,7 +354,7 @@ async def test_unacknowledged_command_retries_then_raises_a_repair_issue(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A board that never applies OFF gets retries with backoff, then a repair issue and an event."""
+    """A board that never applies OFF: retries with backoff, then a repair issue and an event."""
     entry = init_integration
     failed: list[Event] = []
     hass.bus.async_listen(EVENT_COMMAND_FAILED, failed.append)

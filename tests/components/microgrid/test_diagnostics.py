@@ -1,0 +1,45 @@
+"""Diagnostics carry the site's state and never its secrets."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from sim.rtdb import RTDBServer
+
+from .conftest import SECRET, board_record, wait_for
+
+
+async def test_diagnostics_are_redacted(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The command secret, the database URL and command signatures are absent from the dump."""
+    rtdb.set_value("sensors/Zone3", {**board_record(), "outputPower": "lots"})
+    coordinator = init_integration.runtime_data.coordinator
+    await wait_for(lambda: bool(coordinator.rejections))
+    await wait_for(lambda: coordinator.commands.in_flight == 0 and coordinator.commands.writes > 0)
+    dump = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    text = json.dumps(dump)
+    assert SECRET not in text
+    assert rtdb.database_url("demo") not in text
+    assert f"127.0.0.1:{rtdb.port}" not in text
+    assert dump["entry"]["data"]["command_secret"] == "**REDACTED**"
+    # what is useful stays: readings, the rejection with its reason, command counters
+    assert dump["state"]["readings"]["Zone1"]["soc_pct"] == 80.0
+    assert any(r["reason"] == "wrong_type" for r in dump["state"]["recent_rejections"])
+    assert dump["state"]["commands"]["writes"] >= 1
+    assert {s["data"]["zone_id"] for s in dump["subentries"] if s["type"] == "zone"} == {
+        "Zone1",
+        "Zone2",
+        "Zone3",
+        "Zone4",
+    }
