@@ -37,6 +37,7 @@ from optimizer.policy import Reason, expected_w, min_times_s, override_active
 START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 NAN = math.nan
+KNOWN_REASONS = frozenset(r.value for r in Reason)  # the integration translates each of these
 
 min_times = st.sampled_from([None, 0.0, 60.0, 300.0, 900.0])
 
@@ -130,6 +131,7 @@ def _check_step(
     assert set(decision.zones) == {z.zone_id for z in zones}
     for zone_decision in decision.zones.values():
         assert SNAKE.match(zone_decision.reason), zone_decision.reason
+        assert type(zone_decision.reason) is str and zone_decision.reason in KNOWN_REASONS
 
     # (1) a critical zone goes off only by an admin override or the admin's cutoff.
     cutoff = thresholds.deep_discharge_cutoff_pct
