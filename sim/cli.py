@@ -146,12 +146,16 @@ async def run(args: argparse.Namespace) -> None:
         if args.cmd == "fleet":
             fleet = _fleet_from(args, args.database_url, args.token)
             await fleet.start()
+            if not await fleet.wait_reported():
+                _LOGGER.warning("not every board could report yet; carrying on")
             print(f"SIM FLEET READY {args.database_url}", flush=True)
         elif server is not None:
             if args.cmd == "run":
                 fleet = _fleet_from(args, server.database_url(DEMO_NAMESPACE), "owner")
                 add_site_controls(server, fleet)
                 await fleet.start()
+                # Ready means the site is visible: every board's first record is in.
+                await fleet.wait_reported()
             print(f"SIM READY {server.database_url(DEMO_NAMESPACE)}", flush=True)
         await _wait_for_signal()
     finally:

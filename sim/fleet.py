@@ -222,6 +222,7 @@ class Board:
         self.on_verdict: Callable[[Verdict], None] | None = None  # tests observe verdicts here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report_now = asyncio.Event()
+        self.reported = asyncio.Event()  # set by the first successful report
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -346,6 +347,7 @@ class Board:
             _LOGGER.debug("Board %s report failed: %s", self.node, err)
             return False
         self.reports += 1
+        self.reported.set()
         return True
 
     async def _report_loop(self) -> None:
@@ -533,6 +535,15 @@ class Fleet:
         self._physics = asyncio.create_task(self._physics_loop(), name="fleet physics")
         for board in self.boards.values():
             await board.start()
+
+    async def wait_reported(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every board has reported once; False when that took longer than timeout_s."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*(board.reported.wait() for board in self.boards.values()))
+        except TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> None:
         """Stop every board and the physics; close our own session."""

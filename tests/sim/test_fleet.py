@@ -83,9 +83,8 @@ def relay(server: RTDBServer, node: str) -> bool | None:
 async def test_every_board_reports_the_original_format(server: RTDBServer, make_fleet) -> None:
     """Each zone's record appears, parses in the integration and carries the shared site."""
     fleet = await make_fleet(soc_pct=85.0)
-    await until(
-        lambda: set(server.get_value("sensors") or {}) == {"Zone1", "Zone2", "Zone3", "Zone4"}
-    )
+    assert await fleet.wait_reported()
+    assert set(server.get_value("sensors")) == {"Zone1", "Zone2", "Zone3", "Zone4"}
     records = server.get_value("sensors")
     for node, record in records.items():
         reading = parse_board_record(node, record, datetime.now(UTC))
