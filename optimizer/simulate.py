@@ -335,7 +335,8 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
         energy = float(step_energy_wh(energy, total, pv, phys))
         min_soc = min(min_soc, energy / s.battery.capacity_wh * 100.0)
     return _report(s, demand_wh=demand_wh, served_wh=served_wh, switches=switches, runs=runs,
-                   min_soc=min_soc, final_soc=energy / s.battery.capacity_wh * 100.0, plan_ms=plan_ms,
+                   min_soc=min_soc, final_soc=energy / s.battery.capacity_wh * 100.0,
+                   plan_ms=plan_ms,
                    critical_short_at_high_soc=critical_short_at_high_soc)
 
 

@@ -36,6 +36,8 @@ class MilpResult:
     objective: float
     seconds: float
     status: str  # "optimal" or what stopped a stage (e.g. "time limit")
+    stages_solved: int  # lexicographic stages with a solution (4 when complete)
+    build_seconds: float
     mip_gap: float
     soc_pct: np.ndarray
 
@@ -186,14 +188,17 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     h.setOptionValue("threads", threads)
     h.setOptionValue("random_seed", 1)
     h.passModel(lp)
+    build_seconds = time.perf_counter() - started
 
     stages: list[list[tuple[int, float]]] = [served_terms[c] for c in CLASS_ORDER]
     status = "optimal"
     gap = 0.0
     solution = np.zeros(n_cols)
     deadline = started + time_limit_s
+    live = [i for i, terms in enumerate(stages) if terms or i == len(stages) - 1]
+    solved_stages = 0
     for index, terms in enumerate(stages):
-        if not terms and index < len(stages) - 1:
+        if index not in live:
             continue
         cost = np.zeros(n_cols)
         for col, weight in terms:
@@ -201,7 +206,10 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
         if index == len(stages) - 1:
             cost[switch_cols] -= inp.switch_cost
         h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
-        h.setOptionValue("time_limit", max(1.0, deadline - time.perf_counter()))
+        # Each remaining stage gets an equal share of what is left of the time limit.
+        stages_left = len([i for i in live if i >= index])
+        share = (deadline - time.perf_counter()) / stages_left
+        h.setOptionValue("time_limit", max(1.0, share))
         if solution.any():
             h.setSolution(_solution(solution))
         h.run()
@@ -210,7 +218,9 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
         if model_status != highspy.HighsModelStatus.kOptimal:
             status = h.modelStatusToString(model_status).lower()
         if info.primal_solution_status != 2:  # no feasible point: keep the previous stage's
+            status = f"{status}; no solution in stage {index + 1}"
             break
+        solved_stages += 1
         solution = np.array(h.getSolution().col_value)
         gap = max(gap, float(info.mip_gap) if math.isfinite(info.mip_gap) else 0.0)
         if index < len(stages) - 1 and terms:
@@ -231,7 +241,9 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     soc = np.concatenate(([energy0], solution[energy])) / cap * 100.0
     return MilpResult(zone_on=zone_on, served_wh=served, switches=switches,
                       objective=objective - inp.switch_cost * switches, seconds=seconds,
-                      status=status, mip_gap=gap, soc_pct=soc)
+                      status=status, mip_gap=gap, soc_pct=soc,
+                      stages_solved=solved_stages if solution.any() else 0,
+                      build_seconds=build_seconds)
 
 
 def _force_critical(inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray,
