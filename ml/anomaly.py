@@ -57,9 +57,11 @@ class AnomalyConfig:
     spike_tail_factor: float = 2.0  # and above this many times the largest clean residual
     drift_window_s: float = 3 * SECONDS_PER_DAY  # a slow rise shows over days, not hours
     drift_quantile: float = 0.02  # the floor: heating and fridges cycle, a leak never stops
-    drift_rel: float = 0.25  # floor rise above its clean level, relative …
-    drift_floor_w: float = 10.0  # … and absolute
-    drift_sigmas: float = 4.0
+    # Floor rise above its clean level, relative, absolute and in clean spreads. High on
+    # purpose: an electrically heated home's winter floor swings by ±100 % (bench/ml.py).
+    drift_rel: float = 1.0
+    drift_floor_w: float = 10.0
+    drift_sigmas: float = 6.0
     voltage_sigmas: float = 6.0
     voltage_min_samples: int = 3
     max_zone_power_w: float = 50_000.0
@@ -283,6 +285,8 @@ class AnomalyDetector:
         for zone in sorted(set(self.zone_stats) | set(h.zones)):
             found += self._score_zone(h, zone, win, now)
         found += self._score_site(h, win)
+        if h.size:
+            found += self._score_drift(h, now)
         best: dict[tuple[str | None, str], Anomaly] = {}
         for a in found:
             key = (a.zone_id, a.type)
@@ -338,7 +342,6 @@ class AnomalyDetector:
                     score=float(abs(res[i]) / stats.spike_threshold_w), at=float(ts[i]),
                     detail={"power_w": float(pw[i]), "residual_w": float(res[i])},
                 ))
-        out += self._score_drift(h, zone, now, stats)
         pattern = self._score_pattern(ts, pw, relay, zone, stats)
         if pattern:
             iso = pattern[0].detail["isolation_score"]
@@ -347,28 +350,45 @@ class AnomalyDetector:
                 out += pattern
         return out
 
-    def _score_drift(self, h: History, zone: str, now: float, stats: ZoneStats) -> list[Anomaly]:
+    def _floor_now_w(self, h: History, zone: str, now: float) -> float:
+        """The zone's base-load floor over the drift window (NaN: too little data)."""
         c = self.config
-        if not np.isfinite(stats.base_w):
-            return []
         sel = h.timestamps >= now - c.drift_window_s
         p = h.zone_power_w.get(zone)
-        if p is None or h.timestamps[sel].size == 0:
-            return []
-        if h.timestamps[sel][0] > now - 0.6 * c.drift_window_s:
-            return []  # too short a look to judge a floor
+        if p is None or not sel.any() or h.timestamps[sel][0] > now - 0.6 * c.drift_window_s:
+            return float("nan")  # too short a look to judge a floor
         relay = h.zone_relay_on.get(zone)
         p = np.where(p > c.max_zone_power_w, np.nan, p)
-        base = floor_w(p[sel], None if relay is None else relay[sel], c.drift_quantile)
-        margin = max(
-            c.drift_rel * stats.base_w, c.drift_floor_w, c.drift_sigmas * stats.base_spread_w
-        )
-        excess = base - stats.base_w
-        if not excess > margin:
-            return []
-        return [Anomaly(zone_id=zone, type=BASE_LOAD_DRIFT, score=excess / margin,
-                        at=float(h.timestamps[sel][-1]),
-                        detail={"base_w": base, "clean_base_w": stats.base_w})]
+        return floor_w(p[sel], None if relay is None else relay[sel], c.drift_quantile)
+
+    def _score_drift(self, h: History, now: float) -> list[Anomaly]:
+        """Zones whose floor rose well above its clean level, beyond what all zones share."""
+        c = self.config
+        ratios, floors = {}, {}
+        for zone, stats in self.zone_stats.items():
+            floors[zone] = self._floor_now_w(h, zone, now)
+            if np.isfinite(floors[zone]) and stats.base_w > 0:
+                ratios[zone] = floors[zone] / stats.base_w
+        out = []
+        for zone, stats in self.zone_stats.items():
+            base = floors[zone]
+            if not (np.isfinite(base) and np.isfinite(stats.base_w)):
+                continue
+            others = [r for z, r in ratios.items() if z != zone]
+            # Cold weather or the season lifts every zone's floor; a leak or theft lifts one.
+            common = max(float(np.median(others)), 1.0) if len(others) >= 2 else 1.0
+            expected = stats.base_w * common
+            margin = max(
+                c.drift_rel * expected, c.drift_floor_w, c.drift_sigmas * stats.base_spread_w
+            )
+            excess = base - expected
+            if excess > margin:
+                out.append(Anomaly(
+                    zone_id=zone, type=BASE_LOAD_DRIFT, score=excess / margin,
+                    at=float(h.timestamps[-1]),
+                    detail={"base_w": base, "clean_base_w": stats.base_w, "common_rise": common},
+                ))
+        return out
 
     def _score_pattern(self, ts, pw, relay, zone: str, stats: ZoneStats) -> list[Anomaly]:
         """The most isolated hourly window (score > 1: rarer than `pattern_quantile`)."""

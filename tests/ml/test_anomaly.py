@@ -93,14 +93,14 @@ def test_sensor_spike(detector) -> None:
 def test_base_load_drift_over_days(detector) -> None:
     h = site_history(days=3, seed=7, start_s=START_S + 8 * DAY_S)
     assert _types(detector, h) == set()
-    leak = np.linspace(10.0, 45.0, h.size)  # a leak growing to 45 W on a ~60 W floor
+    leak = np.linspace(70.0, 120.0, h.size)  # a leak growing to 120 W on a ~60 W floor
     found = _types(detector, _with_zone(h, "Zone1", power=h.zone_power_w["Zone1"] + leak))
     assert found == {("Zone1", BASE_LOAD_DRIFT)}
 
 
 def test_drift_needs_days_of_data(detector) -> None:
     h = _day()
-    power = h.zone_power_w["Zone1"] + 45.0
+    power = h.zone_power_w["Zone1"] + 120.0
     assert _types(detector, _with_zone(h, "Zone1", power=power)) == set()
 
 
