@@ -89,11 +89,10 @@ class Supervisor:
             await asyncio.sleep(poll_s)
 
     def stop_all(self, *, timeout_s: float = 20.0) -> None:
-        """SIGTERM every child's group (newest first), then SIGKILL whatever is left."""
-        for child in reversed(self.children):
-            _signal_group(child.pid, signal.SIGTERM)
+        """Stop children newest first, each before the next (HA before the site it reads)."""
         deadline = time.monotonic() + timeout_s
         for child in reversed(self.children):
+            _signal_group(child.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         for child in self.children:
