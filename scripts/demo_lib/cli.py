@@ -210,11 +210,11 @@ async def bring_up(
 
 
 def _error_lines(sup: Supervisor) -> str:
-    """The ERROR lines (first line of each) of every child's log, for a failed bring-up."""
+    """The ERROR lines of every child's log, for a failed bring-up."""
     out = []
     for child in sup.children:
         errors = [line for line in log_tail(child.log_path, lines=400).splitlines()
-                  if " ERROR " in line or "Error" in line[:40]]
+                  if " ERROR " in line]
         out += [f"[{child.name}] {line}" for line in errors[-8:]]
     return "\n".join(out)
 
