@@ -201,17 +201,37 @@ def _as_dict(node: Any) -> dict[str, Any]:
     return {}
 
 
-def _assoc(tree: Any, segments: tuple[str, ...], value: Any) -> Any:
-    """Return tree with value at segments (None deletes); copies only the dicts on the path."""
-    if not segments:
-        return None if _is_empty(value) else value
+type _Update = tuple[tuple[str, ...], Any]
+
+
+def _merge(tree: Any, updates: list[_Update]) -> Any:
+    """Return tree with each (keys, value) applied in order (None deletes).
+
+    Only the dicts on the updated paths are copied, each once, so earlier mirrors stay intact
+    and a wide patch costs O(size of the patch + width of the touched dicts).
+    """
+    groups: dict[str, list[_Update]] = {}
+    for segments, value in updates:
+        if segments:
+            groups.setdefault(segments[0], []).append((segments[1:], value))
+            continue
+        tree = _merge_children(tree, groups)  # earlier updates first, then the replacement
+        groups = {}
+        tree = None if _is_empty(value) else value
+    return _merge_children(tree, groups)
+
+
+def _merge_children(tree: Any, groups: dict[str, list[_Update]]) -> Any:
+    """Apply updates grouped by child key to a copy of tree."""
+    if not groups:
+        return tree
     node = _as_dict(tree)
-    head, rest = segments[0], segments[1:]
-    child = _assoc(node.get(head), rest, value)
-    if _is_empty(child):
-        node.pop(head, None)
-    else:
-        node[head] = child
+    for head, sub in groups.items():
+        child = _merge(node.get(head), sub)
+        if _is_empty(child):
+            node.pop(head, None)
+        else:
+            node[head] = child
     return node
 
 
@@ -222,7 +242,7 @@ def apply_put(mirror: Mapping[str, Any], path: str, data: Any) -> tuple[dict[str
         new = dict(data) if isinstance(data, dict) else _as_dict(data)
         new = {k: v for k, v in new.items() if not _is_empty(v)}
         return new, set(mirror) | set(new)
-    new = _assoc(mirror, segments, data)
+    new = _merge(mirror, [(segments, data)])
     return (new if isinstance(new, dict) else {}), {segments[0]}
 
 
@@ -231,14 +251,10 @@ def apply_patch(
 ) -> tuple[dict[str, Any], set[str]]:
     """Apply a `patch` event (merge of children at path); return new mirror and changed keys."""
     segments = _event_segments(path)
-    tree: Any = mirror
-    changed: set[str] = set()
-    for key, value in data.items():
-        full = segments + _event_segments(key)
-        if not full:
-            continue
-        tree = _assoc(tree, full, value)
-        changed.add(full[0])
+    updates = [(segments + _event_segments(key), value) for key, value in data.items()]
+    updates = [(full, value) for full, value in updates if full]
+    tree = _merge(mirror, updates)
+    changed = {full[0] for full, _ in updates}
     return (tree if isinstance(tree, dict) else {}), changed
 
 

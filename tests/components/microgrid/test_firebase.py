@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+import copy
 import itertools
 import json
 import math
@@ -811,6 +812,65 @@ def test_apply_put_into_an_array() -> None:
     """Arrays are objects keyed by index once a child is written."""
     new, _ = apply_put({"A": [1, None, 3]}, "/A/1", 2)
     assert new == {"A": {"0": 1, "1": 2, "2": 3}}
+
+
+def _reference_set(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Naive in-place model of the database: set, delete, prune empty parents."""
+    if len(keys) == 1:
+        if value is None or value == {}:
+            tree.pop(keys[0], None)
+        else:
+            tree[keys[0]] = copy.deepcopy(value)
+        return
+    child = tree.get(keys[0])
+    if not isinstance(child, dict):
+        child = {}
+    _reference_set(child, keys[1:], value)
+    if child:
+        tree[keys[0]] = child
+    else:
+        tree.pop(keys[0], None)
+
+
+_KEY = st.sampled_from(["A", "B", "C"])
+_LEAF = st.one_of(st.none(), st.integers(-3, 3), st.booleans())
+_VALUE = st.recursive(_LEAF, lambda inner: st.dictionaries(_KEY, inner, max_size=3), max_leaves=6)
+_PATH = st.lists(_KEY, min_size=1, max_size=3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.dictionaries(_KEY, _VALUE, max_size=3),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), _PATH, _VALUE),
+            st.tuples(st.just("patch"), st.lists(_KEY, max_size=2), st.dictionaries(_KEY, _VALUE)),
+        ),
+        max_size=5,
+    ),
+)
+def test_mirror_matches_a_naive_model(
+    start: dict[str, Any], ops: list[tuple[str, list[str], Any]]
+) -> None:
+    """put/patch agree with an in-place model and never touch an earlier mirror."""
+    model: dict[str, Any] = {}
+    for key, value in start.items():
+        _reference_set(model, [key], value)
+    mirror, _ = apply_put({}, "/", copy.deepcopy(model))
+    for kind, keys, value in ops:
+        before, frozen = mirror, copy.deepcopy(mirror)
+        path = "/" + "/".join(keys)
+        if kind == "put":
+            mirror, changed = apply_put(mirror, path, value)
+            _reference_set(model, keys, value)
+            assert changed == {keys[0]}
+        else:
+            mirror, changed = apply_patch(mirror, path, value)
+            for child, child_value in value.items():
+                _reference_set(model, [*keys, child], child_value)
+            assert changed == ({keys[0]} if keys and value else set(value))
+        assert mirror == model
+        assert before == frozen
 
 
 def test_sse_decoder_fields_and_comments() -> None:
