@@ -211,15 +211,31 @@ def household_may_set(zone: Zone, band: Band, on: bool) -> tuple[bool, str]:
 # ---- per-zone rules -----------------------------------------------------------------------
 
 
-def below_cutoff(state: ZoneState, reading: SiteReading, site: Thresholds) -> bool:
-    """True while the admin's deep-discharge cutoff holds this zone off (unknown SoC: never)."""
+def cutoff_holds(
+    *,
+    now: datetime,
+    reading: SiteReading,
+    thresholds: Thresholds,
+    zones: Sequence[Zone],
+    states: Mapping[str, ZoneState],
+) -> bool:
+    """True while the admin's deep-discharge cutoff holds the site off (unknown SoC: never)."""
+    site = sane_thresholds(thresholds)
     soc = valid_soc_pct(reading.soc_pct)
     cutoff = site.deep_discharge_cutoff_pct
     if cutoff is None or soc is None:
         return False
-    # Once cut, stay cut until the hysteresis is regained (battery voltage rebounds unloaded).
-    resume_at = cutoff if state.relay_on else cutoff + site.hysteresis_pct
-    return soc < resume_at
+    if soc < cutoff:
+        return True
+    if soc >= cutoff + site.hysteresis_pct:
+        return False
+    # In the hysteresis gap the site stays as it was (battery voltage rebounds unloaded). This is
+    # one site-wide state, read from every zone not held by a live admin override: judged per
+    # relay, a zone an expired override left on would stay on while the rest stayed cut.
+    return not any(
+        state.relay_on and not override_active(state.override, now)
+        for state in (state_of(states, zone.zone_id) for zone in zones)
+    )
 
 
 def _critical_rule(zone: Zone) -> ZoneRule:
@@ -248,18 +264,18 @@ def _band_rule(zone: Zone, state: ZoneState, band: Band) -> ZoneRule:
 def zone_rule(
     *,
     now: datetime,
-    reading: SiteReading,
     band: Band,
     thresholds: Thresholds,
     zone: Zone,
     state: ZoneState,
+    cut: bool,
 ) -> ZoneRule:
-    """The hard rule for one zone: admin override, then the cutoff, then its class and band."""
+    """The hard rule for one zone: admin override, then the site's cutoff, then class and band."""
     site = sane_thresholds(thresholds)
     override = state.override
     if override is not None and override_active(override, now):
         rule = ZoneRule(zone_id=zone.zone_id, force=bool(override.on), reason=Reason.ADMIN_OVERRIDE)
-    elif below_cutoff(state, reading, site):
+    elif cut:
         # Below the cutoff the critical zones are off: so is every other zone.
         rule = ZoneRule(zone_id=zone.zone_id, force=False, reason=Reason.DEEP_DISCHARGE_CUTOFF)
     elif zone.priority == PriorityClass.CRITICAL:
@@ -280,14 +296,15 @@ def evaluate_policy(
     states: Mapping[str, ZoneState],
 ) -> dict[str, ZoneRule]:
     """Per zone: forced on, forced off or free, with the reason; live admin overrides win."""
+    cut = cutoff_holds(now=now, reading=reading, thresholds=thresholds, zones=zones, states=states)
     return {
         zone.zone_id: zone_rule(
             now=now,
-            reading=reading,
             band=band,
             thresholds=thresholds,
             zone=zone,
             state=state_of(states, zone.zone_id),
+            cut=cut,
         )
         for zone in zones
     }

@@ -270,6 +270,42 @@ def test_deep_discharge_cutoff_resumes_only_past_the_hysteresis() -> None:
     assert rules_at(7.0, E, off, cutoff)["crit"].force is True
 
 
+def test_in_the_cutoff_gap_the_site_resumes_or_stays_cut_as_one() -> None:
+    cutoff = Thresholds(deep_discharge_cutoff_pct=5.0, hysteresis_pct=2.0)
+    two = (zone("crit", CRIT), zone("crit2", CRIT), zone("non", NON))
+    on_, cut_ = Reason.CRITICAL_ALWAYS_ON, Reason.DEEP_DISCHARGE_CUTOFF
+    ON, CUT, SHED = (True, on_), (False, cut_), (False, Reason.BATTERY_EMERGENCY)
+    ADMIN = (True, Reason.ADMIN_OVERRIDE)
+
+    def forces(
+        states: dict[str, ZoneState], soc: float = 5.0
+    ) -> dict[str, tuple[bool | None, str]]:
+        rules = evaluate_policy(
+            now=NOW,
+            reading=SiteReading(soc_pct=soc),
+            band=E,
+            thresholds=cutoff,
+            zones=two,
+            states=states,
+        )
+        return {z: (r.force, r.reason) for z, r in rules.items()}
+
+    off = {z.zone_id: ZoneState(zone_id=z.zone_id, relay_on=False) for z in two}
+    # One critical relay still on (its admin override just expired): the site was not cut, so
+    # every critical zone is on, not only the one whose relay happens to be on.
+    expired = _override(True, NOW)
+    left_on = {**off, "crit": ZoneState(zone_id="crit", relay_on=True, override=expired)}
+    assert forces(left_on) == {"crit": ON, "crit2": ON, "non": SHED}
+    # Every relay off but a live admin ON override: the site stays cut until the hysteresis.
+    live = _override(True, NOW + timedelta(minutes=5))
+    held = {**off, "crit": ZoneState(zone_id="crit", relay_on=True, override=live)}
+    assert forces(held) == {"crit": ADMIN, "crit2": CUT, "non": CUT}
+    assert forces(held, soc=7.0) == {"crit": ADMIN, "crit2": ON, "non": SHED}
+    # Below the cutoff every zone is off, whatever was on.
+    on = {z.zone_id: ZoneState(zone_id=z.zone_id, relay_on=True) for z in two}
+    assert forces(on, soc=4.9) == {"crit": CUT, "crit2": CUT, "non": CUT}
+
+
 @pytest.mark.parametrize("soc", [math.nan, math.inf, -1.0])
 def test_unknown_soc_never_cuts_critical(soc: float) -> None:
     off = {"crit": ZoneState(zone_id="crit", relay_on=False)}
