@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 import json
+import math
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -195,9 +196,12 @@ class ServiceAccountAuth:
         expires_in = body.get("expires_in", GRANT_LIFETIME_S)
         if not isinstance(token, str) or not token:
             raise FirebaseAuthError("token endpoint answered without an access_token")
-        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
-            raise FirebaseAuthError("token endpoint answered with a bad expires_in")
-        if expires_in <= 0:
+        if (
+            not isinstance(expires_in, int | float)
+            or isinstance(expires_in, bool)
+            or not math.isfinite(expires_in)
+            or expires_in <= 0
+        ):
             raise FirebaseAuthError("token endpoint answered with a bad expires_in")
         return token, issued_at, float(expires_in)
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 import json
+import math
 import time
 from typing import Any
 
@@ -258,7 +259,7 @@ async def test_refused_or_odd_answers_are_auth_errors(
     assert "PRIVATE KEY" not in str(err.value)
 
 
-@pytest.mark.parametrize("expires_in", ["3600", 0, -5, True, None])
+@pytest.mark.parametrize("expires_in", ["3600", 0, -5, True, None, math.nan, math.inf])
 async def test_bad_expires_in_is_an_auth_error(
     session: aiohttp.ClientSession, endpoint: TokenEndpoint, key: dict[str, Any], expires_in: Any
 ) -> None:
