@@ -33,6 +33,7 @@ from .site_setup import (
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_READY = re.compile(r"SIM READY (\S+)")
+MIN_SECRET_LEN = 16  # the config flow refuses shorter HS256 secrets
 DEFAULT_ADMIN = Credentials(username="admin", password="admin-demo-pass")
 DEFAULT_HOUSEHOLD = Credentials(username="household", password="household-demo-pass")
 
@@ -238,6 +239,8 @@ async def run(opts: Options, *, listeners: dict[int, socket.socket] | None = Non
     """Bring the demo up, serve until a signal or a child's death, always tear down."""
     admin, household = credentials_from_env(dict(os.environ))
     secret = os.environ.get("DEMO_COMMAND_SECRET") or secrets.token_urlsafe(24)
+    if len(secret) < MIN_SECRET_LEN:
+        raise DemoError(f"DEMO_COMMAND_SECRET must have at least {MIN_SECRET_LEN} characters")
     busy = [p for p in (opts.port, None if opts.database_url else opts.sim_port)
             if p is not None and not port_free(p)]
     if busy:
@@ -300,4 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(opts, listeners=listeners))
     except (DemoError, HAError, RuntimeError, OSError) as err:
         say(f"failed: {err}")
+        return 1
+    except Exception as err:  # the children are already stopped; say what broke, briefly
+        say(f"failed unexpectedly: {type(err).__name__}: {err}")
         return 1

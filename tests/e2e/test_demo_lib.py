@@ -289,3 +289,13 @@ def test_bind_listeners_reports_a_busy_port(socket_enabled: None) -> None:
 
         with pytest.raises(OSError):
             bind_listeners([sock.getsockname()[1]])
+
+
+def test_a_short_command_secret_stops_the_demo_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, socket_enabled: None
+) -> None:
+    """The config flow would refuse it; the demo says so up front and creates nothing."""
+    monkeypatch.setenv("DEMO_COMMAND_SECRET", "short")
+    state = tmp_path / "demo"
+    assert cli.main(["--dir", str(state), "--port", "1", "--sim-port", "2"]) == 1
+    assert not state.exists()
