@@ -204,6 +204,7 @@ def bench_sustain(test_days: int, seed: int) -> dict[str, float]:
 
 # -------------------------------------------------------------------------------------- anomaly
 ZONES = ("Zone1", "Zone2", "Zone3")
+LEAK_RATIO = (0.5, 3.0)  # injected leaks grow to this many times the zone's floor
 INJECTED = (RELAY_OFF_POWER_FLOW, SENSOR_SPIKE, BASE_LOAD_DRIFT, BOARD_SILENT,
             VOLTAGE_SOC_MISMATCH, IMPOSSIBLE_VALUE)
 
@@ -238,7 +239,7 @@ def _anomaly_site(seed: int, shift_days: int = 1) -> History:
 
 
 def _inject(day: History, kind: str, zone: str, rng: np.random.Generator, p99: float,
-            last_day_from: int):
+            last_day_from: int, leak_ratio: float = 1.0):
     """A copy of the window with one labelled fault injected into its last day."""
     n_all = day.size
     lo = last_day_from
@@ -255,9 +256,9 @@ def _inject(day: History, kind: str, zone: str, rng: np.random.Generator, p99: f
     elif kind == SENSOR_SPIKE:
         i = lo + int(rng.integers(5, n - 5))
         power[zone][i] += float(rng.uniform(2.0, 6.0)) * p99
-    elif kind == BASE_LOAD_DRIFT:  # a leak grown over the window to 50-100 % of the floor
+    elif kind == BASE_LOAD_DRIFT:  # a leak grown over the window to `leak_ratio` x the floor
         base = float(np.quantile(power[zone][relay[zone] > 0.5], 0.02))
-        amp = float(rng.uniform(0.5, 1.0)) * max(base, 40.0)
+        amp = leak_ratio * max(base, 40.0)
         # Behind the relay: it draws only while the relay is on.
         power[zone] = power[zone] + amp * np.linspace(0.3, 1.0, n_all) * (relay[zone] > 0.5)
     elif kind == BOARD_SILENT:
@@ -290,6 +291,8 @@ def bench_anomaly(
     clean_windows = clean_flagged = 0
     fit_s, score_s = [], []
     fp_examples: list[str] = []
+    leaks: list[float] = []
+    leak_hits: list[bool] = []
     keys: tuple[str | None, ...] = (*ZONES, None)
     for w in range(test_weeks):
         start_day = days[first_test + 7 * w]
@@ -305,7 +308,10 @@ def bench_anomaly(
             cases: list[tuple[History, tuple[str | None, str] | None]] = [(clean, None)]
             for kind in INJECTED:  # every type on every test day, in a random zone
                 zone = str(rng.choice(ZONES))
-                day = _inject(clean, kind, zone, rng, p99[zone], lo)
+                ratio = float(rng.uniform(*LEAK_RATIO))
+                day = _inject(clean, kind, zone, rng, p99[zone], lo, ratio)
+                if kind == BASE_LOAD_DRIFT:
+                    leaks.append(ratio)
                 site_level = kind == VOLTAGE_SOC_MISMATCH or (
                     kind == IMPOSSIBLE_VALUE and ((day.soc_pct < 0) | (day.soc_pct > 100)).any()
                 )
@@ -315,6 +321,8 @@ def bench_anomaly(
                 found = det.score(day, now=(dd + 1) * SECONDS_PER_DAY)
                 score_s.append(time.perf_counter() - t0)
                 got = {(a.zone_id, a.type) for a in found}
+                if label is not None and label[1] == BASE_LOAD_DRIFT:
+                    leak_hits.append(label in got)
                 for key in keys:
                     want = {label[1]} if label is not None and label[0] == key else set()
                     have = {t for z, t in got if z == key}
@@ -337,6 +345,12 @@ def bench_anomaly(
         out[f"anomaly_{t}_recall"] = rec
         out[f"anomaly_{t}_f1"] = f1
         out[f"anomaly_{t}_fp"] = float(c["fp"])
+    lr, lh = np.array(leaks), np.array(leak_hits)
+    for a, b in ((0.5, 1.0), (1.0, 1.5), (1.5, 2.0), (2.0, 3.0)):
+        sel = (lr >= a) & (lr < b)
+        out[f"anomaly_drift_recall_leak_{a:g}-{b:g}x_floor"] = (
+            float(lh[sel].mean()) if sel.any() else math.nan
+        )
     out["anomaly_clean_windows"] = float(clean_windows)
     if verbose:
         for e in fp_examples:

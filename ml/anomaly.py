@@ -57,11 +57,12 @@ class AnomalyConfig:
     spike_tail_factor: float = 2.0  # and above this many times the largest clean residual
     drift_window_s: float = 3 * SECONDS_PER_DAY  # a slow rise shows over days, not hours
     drift_quantile: float = 0.02  # the floor: heating and fridges cycle, a leak never stops
-    # Floor rise above its clean level, relative, absolute and in clean spreads. High on
-    # purpose: an electrically heated home's winter floor swings by ±100 % (bench/ml.py).
-    drift_rel: float = 1.0
+    # Floor rise above its clean level (after the rise all zones share): relative, absolute
+    # and in clean spreads. An electrically heated home's winter floor swings by ±100 %, so
+    # these trade recall for ~2 % false alarms per zone-day there (bench/ml.py).
+    drift_rel: float = 0.5
     drift_floor_w: float = 10.0
-    drift_sigmas: float = 6.0
+    drift_sigmas: float = 4.0
     voltage_sigmas: float = 6.0
     voltage_min_samples: int = 3
     max_zone_power_w: float = 50_000.0

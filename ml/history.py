@@ -20,7 +20,10 @@ def _as_float_array(name: str, values: object, n: int) -> np.ndarray:
 
 @dataclass(frozen=True, kw_only=True)
 class History:
-    """Measurements at `timestamps` (epoch seconds, UTC, increasing); NaN means missing."""
+    """Measurements at `timestamps` (epoch seconds, UTC, increasing); NaN means missing.
+
+    Relay series hold 1.0 (on) / 0.0 (off), or the fraction of a slot on after `resample`.
+    """
 
     timestamps: np.ndarray
     site_load_w: np.ndarray
