@@ -34,6 +34,7 @@ SIM_PORT = 9000
 NS = "demo"
 ADMIN = ("e2e-admin", "e2e-admin-pass-123")
 HOUSEHOLD = ("e2e-villager", "e2e-villager-pass-123")
+OUTSIDER = ("e2e-outsider", "e2e-outsider-pass-123")  # non-admin, in no household
 SECRET = "e2e-command-secret-0123456789abcdef"
 LOW_SOC_PCT = 8.0
 SHED_TIMEOUT_S = 60.0
@@ -203,6 +204,27 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             result["zone1_after_household_off"] = (await switch_states(hh, switches)).get("Zone1")
             cmd1 = await rtdb(session, "GET", "commands/Zone1")
             result["zone1_command_after_household_off"] = (cmd1 or {}).get("command")
+
+            # Household wiring: a member may switch Zone3 (already on: a no-op), an outsider not.
+            outsider = (await admin.call(
+                "config/auth/create", name="Outsider", group_ids=["system-users"]
+            ))["user"]
+            await admin.call(
+                "config/auth_provider/homeassistant/create", user_id=outsider["id"],
+                username=OUTSIDER[0], password=OUTSIDER[1],
+            )
+            outsider_token = await client.login(username=OUTSIDER[0], password=OUTSIDER[1])
+            for who, token in (("member", household_token), ("outsider", outsider_token)):
+                async with client.websocket(token) as ws:
+                    try:
+                        await ws.call(
+                            "call_service", domain="switch", service="turn_on",
+                            target={"entity_id": switches.get("Zone3", "switch.missing")},
+                            return_response=False,
+                        )
+                        result[f"zone3_on_by_{who}_error"] = None
+                    except HAError as err:
+                        result[f"zone3_on_by_{who}_error"] = str(err)
 
             # Low battery: the fleet reports 8 % from now on, and a reading lands right away.
             result["states_before_low"] = await switch_states(hh, switches)
