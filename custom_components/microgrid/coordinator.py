@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 import math
 from typing import Any
 
@@ -33,6 +33,7 @@ from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
 from .models import SiteConfig, SiteSnapshot, ZoneSnapshot
 from .optimizer.dispatch import DispatchInput, dispatch
 from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
+from .planning import PlanManager
 from .protocol import BoardReading, InvalidReading, parse_board_record
 
 STORAGE_VERSION = 1
@@ -89,6 +90,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
         )
+        self._day_base: dict[str, tuple[date, float]] = {}
+        self.planner = PlanManager(hass, self)
         self.commands = CommandWriter(
             hass,
             entry_id=entry.entry_id,
@@ -174,6 +177,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             lambda coro: entry.async_create_background_task(self.hass, coro, f"{DOMAIN} stream")
         )
         entry.async_on_unload(async_track_time_interval(self.hass, self._async_tick, TICK_INTERVAL))
+        self.planner.async_start()
+        entry.async_create_background_task(
+            self.hass, self.planner.async_replan("start"), f"{DOMAIN} first plan"
+        )
 
     async def _async_update_data(self) -> SiteSnapshot:
         """Poll sensors/ over REST: at setup, and only while the stream is down."""
@@ -383,12 +390,24 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 thresholds=self.site.thresholds,
                 zones=self.site.zones,
                 states=states,
+                planned_on=self.planner.planned_on(now),
             )
         )
         # Without any fresh board the SoC is unknown: keep the last band rather than guess.
         if freshest is not None:
             self._record_changes(now, decision, soc)
+            band_changed = self.band is not None and self.band != decision.band
             self.band = decision.band
+            self.planner.history.add(
+                now,
+                solar_w,
+                {
+                    z.zone_id: r.output_power_w
+                    for z in self.site.zones
+                    if (r := self.readings.get(z.zone_id)) and self.is_online(z.zone_id, now)
+                },
+            )
+            self.planner.note_change(now, soc, band_changed)
         self.decision = decision
         online = {z.zone_id: self.is_online(z.zone_id, now) for z in self.site.zones}
         confirmed = {
@@ -514,7 +533,47 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             zones=zones,
             solar_energy_kwh=self.energy_kwh.get("site:solar", 0.0),
             consumption_energy_kwh=self.energy_kwh.get("site:consumption", 0.0),
+            **self._plan_view(),
         )
+
+    def _plan_view(self) -> dict[str, Any]:
+        """What the plan sensors show."""
+        planner = self.planner
+        result = planner.plan
+        attrs = {
+            "planned_at": planner.planned_at.isoformat() if planner.planned_at else None,
+            "pinned_until": planner.pinned_until.isoformat() if planner.pinned_until else None,
+            "runs": planner.runs,
+            "duration_ms": round(planner.last_duration_ms, 1)
+            if planner.last_duration_ms is not None
+            else None,
+            "last_error": planner.last_error,
+            "unmet": list(result.unmet) if result else [],
+        }
+        return {
+            "plan_status": planner.status,
+            "plan_attrs": attrs,
+            "expected_unserved_wh": round(sum(result.unserved_wh.values()), 1) if result else None,
+            "unserved_by_class": (
+                {c.value: round(v, 1) for c, v in result.unserved_wh.items()} if result else None
+            ),
+        }
+
+    @callback
+    def async_plan_updated(self) -> None:
+        """A new plan: decide again at once with it."""
+        if self.data is not None:
+            self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+
+    def energy_today_wh(self, zone_id: str, now: datetime) -> float:
+        """A zone's energy since the first look today (local day)."""
+        today = dt_util.as_local(now).date()
+        total = self.energy_kwh.get(f"zone:{zone_id}", 0.0)
+        base = self._day_base.get(zone_id)
+        if base is None or base[0] != today:
+            self._day_base[zone_id] = (today, total)
+            return 0.0
+        return (total - base[1]) * 1000.0
 
     # ---- people's requests ---------------------------------------------------------------
 

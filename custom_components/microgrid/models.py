@@ -113,6 +113,10 @@ class SiteSnapshot:
     zones: dict[str, ZoneSnapshot] = field(default_factory=dict)
     solar_energy_kwh: float = 0.0
     consumption_energy_kwh: float = 0.0
+    plan_status: str | None = None
+    plan_attrs: dict[str, Any] | None = None
+    expected_unserved_wh: float | None = None
+    unserved_by_class: dict[str, Any] | None = None
 
     @property
     def net_w(self) -> float | None:

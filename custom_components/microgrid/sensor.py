@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -24,6 +25,7 @@ from homeassistant.helpers.typing import StateType
 from .entity import MicrogridEntity, MicrogridZoneEntity
 from .models import MicrogridConfigEntry, SiteSnapshot, ZoneSnapshot
 from .optimizer.model import Band
+from .planning import PLAN_STATUSES
 
 PARALLEL_UPDATES = 0
 
@@ -33,6 +35,7 @@ class SiteSensorDescription(SensorEntityDescription):
     """A site sensor read from the snapshot."""
 
     value_fn: Callable[[SiteSnapshot], StateType]
+    attrs_fn: Callable[[SiteSnapshot], dict[str, Any] | None] = lambda _: None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +111,24 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         value_fn=lambda s: round(s.consumption_energy_kwh, 6),
     ),
     SiteSensorDescription(
+        key="plan_status",
+        translation_key="plan_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(PLAN_STATUSES),
+        value_fn=lambda s: s.plan_status,
+        attrs_fn=lambda s: s.plan_attrs,
+    ),
+    SiteSensorDescription(
+        key="expected_unserved_energy",
+        translation_key="expected_unserved_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=lambda s: s.expected_unserved_wh,
+        attrs_fn=lambda s: s.unserved_by_class,
+    ),
+    SiteSensorDescription(
         key="operating_band",
         translation_key="operating_band",
         device_class=SensorDeviceClass.ENUM,
@@ -170,6 +191,12 @@ class SiteSensor(MicrogridEntity, SensorEntity):
         """The value from the snapshot."""
         data = self.coordinator.data
         return self.entity_description.value_fn(data) if data else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Extra detail some site sensors carry."""
+        data = self.coordinator.data
+        return self.entity_description.attrs_fn(data) if data else None
 
 
 class ZoneSensor(MicrogridZoneEntity, SensorEntity):

@@ -1,4 +1,4 @@
-"""Actions: admin overrides and the audit log (registered once, in async_setup)."""
+"""Actions: overrides, the audit log and the day plan (registered once, in async_setup)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .const import DOMAIN
 from .coordinator import MicrogridCoordinator
 from .models import MicrogridConfigEntry
 from .permissions import Actor, async_actor
+from .planning import SLOT_MINUTES, WhatIf
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
 ATTR_ZONE: Final = "zone"
@@ -35,6 +36,17 @@ ATTR_LIMIT: Final = "limit"
 SERVICE_OVERRIDE_ZONE: Final = "override_zone"
 SERVICE_CLEAR_OVERRIDE: Final = "clear_override"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
+SERVICE_OPTIMIZE: Final = "optimize"
+SERVICE_GET_SCHEDULE: Final = "get_schedule"
+SERVICE_SIMULATE: Final = "simulate"
+SERVICE_APPLY_SCHEDULE: Final = "apply_schedule"
+
+ATTR_SOC: Final = "soc_pct"
+ATTR_PV_SCALE: Final = "pv_scale"
+ATTR_DEMAND_SCALE: Final = "demand_scale"
+ATTR_ZONES_OFF: Final = "zones_off"
+ATTR_RATED_W: Final = "rated_w"
+ATTR_HORIZON_HOURS: Final = "horizon_hours"
 
 MAX_OVERRIDE = timedelta(hours=24)
 
@@ -59,6 +71,33 @@ AUDIT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_ACTION): cv.string,
         vol.Optional(ATTR_SINCE): cv.datetime,
         vol.Optional(ATTR_LIMIT, default=100): vol.All(vol.Coerce(int), vol.Range(min=1, max=5000)),
+    }
+)
+
+
+_WHAT_IF = {
+    vol.Optional(ATTR_SOC): vol.All(vol.Coerce(float), vol.Range(min=0, max=100)),
+    vol.Optional(ATTR_PV_SCALE, default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=10)),
+    vol.Optional(ATTR_DEMAND_SCALE, default=1.0): vol.All(
+        vol.Coerce(float), vol.Range(min=0, max=10)
+    ),
+    vol.Optional(ATTR_ZONES_OFF, default=list): vol.All(cv.ensure_list, [cv.string]),
+    vol.Optional(ATTR_RATED_W, default=dict): {
+        cv.string: vol.All(vol.Coerce(float), vol.Range(min=0, max=100_000))
+    },
+    vol.Optional(ATTR_HORIZON_HOURS, default=24): vol.All(
+        vol.Coerce(int), vol.Range(min=1, max=48)
+    ),
+}
+ENTRY_SCHEMA: Final = vol.Schema(_ENTRY)
+SIMULATE_SCHEMA: Final = vol.Schema({**_ENTRY, **_WHAT_IF})
+APPLY_SCHEMA: Final = vol.Schema(
+    {
+        **_ENTRY,
+        **_WHAT_IF,
+        vol.Optional(ATTR_DURATION, default=timedelta(hours=6)): vol.All(
+            cv.time_period, vol.Range(min=timedelta(minutes=5), max=MAX_OVERRIDE)
+        ),
     }
 )
 
@@ -152,6 +191,85 @@ async def _async_get_audit_log(call: ServiceCall) -> ServiceResponse:
     return {"entries": entries, "count": len(entries)}
 
 
+def _what_if(coordinator: MicrogridCoordinator, data: dict) -> WhatIf:
+    """The what-if changes of a simulate/apply call, with zone names resolved."""
+    return WhatIf(
+        soc_pct=data.get(ATTR_SOC),
+        pv_scale=data[ATTR_PV_SCALE],
+        demand_scale=data[ATTR_DEMAND_SCALE],
+        zones_off=frozenset(_zone_id(coordinator, z) for z in data[ATTR_ZONES_OFF]),
+        rated_w={_zone_id(coordinator, z): w for z, w in data[ATTR_RATED_W].items()},
+        horizon_slots=data[ATTR_HORIZON_HOURS] * 60 // SLOT_MINUTES,
+    )
+
+
+def _no_reading() -> ServiceValidationError:
+    """Planning needs the battery's state of charge."""
+    return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_reading")
+
+
+async def _async_optimize(call: ServiceCall) -> ServiceResponse:
+    """Re-plan now (admin) and answer with the new plan's summary."""
+    actor = await _admin(call)
+    coordinator = _coordinator(call)
+    result = await coordinator.planner.async_replan("action")
+    if result is None:
+        raise _no_reading()
+    coordinator.audit.record(
+        now=dt_util.utcnow(),
+        actor=actor.audit_id,
+        actor_name=actor.name,
+        action="optimize",
+        unmet=list(result.unmet),
+    )
+    return coordinator.planner.summary()
+
+
+async def _async_get_schedule(call: ServiceCall) -> ServiceResponse:
+    """The current plan."""
+    return _coordinator(call).planner.summary()
+
+
+async def _async_simulate(call: ServiceCall) -> ServiceResponse:
+    """A what-if plan; never touches a relay."""
+    coordinator = _coordinator(call)
+    outcome = await coordinator.planner.async_simulate(_what_if(coordinator, call.data))
+    if outcome is None:
+        raise _no_reading()
+    inp, result = outcome
+    return {
+        **coordinator.planner.summary(result),
+        "status": "simulated",
+        "assumed": {
+            "soc_pct": inp.battery.soc_pct,
+            "pv_wh": round(sum(inp.pv_w) * SLOT_MINUTES / 60, 1),
+            "zones": [z.zone_id for z in inp.zones],
+        },
+    }
+
+
+async def _async_apply_schedule(call: ServiceCall) -> ServiceResponse:
+    """Plan (optionally a what-if) and let it drive the zones for a while (admin, audited)."""
+    actor = await _admin(call)
+    coordinator = _coordinator(call)
+    outcome = await coordinator.planner.async_simulate(_what_if(coordinator, call.data))
+    if outcome is None:
+        raise _no_reading()
+    _, result = outcome
+    until = dt_util.utcnow() + call.data[ATTR_DURATION]
+    coordinator.planner.install(result, until=until)
+    coordinator.audit.record(
+        now=dt_util.utcnow(),
+        actor=actor.audit_id,
+        actor_name=actor.name,
+        action="apply_schedule",
+        message=f"{actor.name} applied a schedule until {until:%H:%M}",
+        until=until.isoformat(),
+        unmet=list(result.unmet),
+    )
+    return coordinator.planner.summary()
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions."""
@@ -172,3 +290,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=AUDIT_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+    for service, handler, schema, response in (
+        (SERVICE_OPTIMIZE, _async_optimize, ENTRY_SCHEMA, SupportsResponse.OPTIONAL),
+        (SERVICE_GET_SCHEDULE, _async_get_schedule, ENTRY_SCHEMA, SupportsResponse.ONLY),
+        (SERVICE_SIMULATE, _async_simulate, SIMULATE_SCHEMA, SupportsResponse.ONLY),
+        (SERVICE_APPLY_SCHEDULE, _async_apply_schedule, APPLY_SCHEMA, SupportsResponse.OPTIONAL),
+    ):
+        hass.services.async_register(
+            DOMAIN, service, handler, schema=schema, supports_response=response
+        )
