@@ -49,7 +49,7 @@ open(sys.argv[2], "w").write(data)
 PYEOF
   fi
   set +o pipefail
-  "$VENV/bin/python" -m pip install -q --progress-bar off -c "$VENV/ha_constraints.txt" -r "$ROOT/requirements_test.txt" 2>&1 | grep -v "is ignored: it is neither" >&2
+  "$VENV/bin/python" -m pip install -q --progress-bar off -c "$VENV/ha_constraints.txt" -r "$ROOT/requirements_test.txt" 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
   pip_rc=${PIPESTATUS[0]}
   set -o pipefail
   [ "$pip_rc" -eq 0 ] || { echo "bootstrap: pip install failed ($pip_rc)" >&2; exit "$pip_rc"; }
