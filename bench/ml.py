@@ -199,6 +199,10 @@ def bench_sustain(test_days: int, seed: int) -> dict[str, float]:
         out[f"sustain_{name}_finite_points_gt_1h"] = float(finite.sum())
         rel = np.abs(p50[finite] - real[finite]) / real[finite]
         out[f"sustain_{name}_p50_median_rel_err"] = float(np.median(rel)) if finite.any() else 0.0
+        signed = (p50[finite] - real[finite]) / real[finite]
+        out[f"sustain_{name}_p50_median_signed_err"] = (
+            float(np.median(signed)) if finite.any() else 0.0
+        )
     return out
 
 
@@ -419,12 +423,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer weeks and points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="list anomaly false positives")
+    parser.add_argument("--demand-weeks", type=int, default=8,
+                        help="held-out weeks at the end of the load series (30: all but 4)")
     parser.add_argument("--zone-shift-days", type=int, default=1,
                         help="anomaly zones are the household load shifted by this many days")
     parser.add_argument("--only", choices=["demand", "sustain", "anomaly", "timings"])
     args = parser.parse_args()
     parts = {
-        "demand": lambda: bench_demand(weeks=2 if args.quick else 8,
+        "demand": lambda: bench_demand(weeks=2 if args.quick else args.demand_weeks,
                                        origin_every_h=6 if args.quick else 3),
         "sustain": lambda: bench_sustain(test_days=14 if args.quick else 56, seed=args.seed),
         "anomaly": lambda: bench_anomaly(
@@ -434,7 +440,7 @@ def main() -> None:
         "timings": lambda: bench_timings(seed=args.seed),
     }
     cmd = "python -m bench.ml" + (" --quick" if args.quick else "") + f" --seed {args.seed}"
-    cmd += f" --zone-shift-days {args.zone_shift_days}"
+    cmd += f" --demand-weeks {args.demand_weeks} --zone-shift-days {args.zone_shift_days}"
     print(f"# {cmd}" + (f" --only {args.only}" if args.only else ""))
     for name, fn in parts.items():
         if args.only and name != args.only:
