@@ -3,8 +3,8 @@
 Layout: a magic line, one JSON header line (format version, library versions), then a pickle of
 plain data: dicts, lists, floats, numpy arrays and the scikit-learn estimators (pickle is
 scikit-learn's own persistence). Loading refuses another format version or another scikit-learn
-version (retrain instead), and unpickles through an allow-list of numpy/scipy/scikit-learn
-globals, so a tampered file cannot name arbitrary callables.
+version (retrain instead), and unpickles through an allow-list (numpy's reconstruction helpers,
+scikit-learn classes), so a tampered file cannot name arbitrary callables.
 """
 
 from __future__ import annotations
@@ -175,21 +175,36 @@ def read_header(data: bytes) -> dict[str, Any]:
     return header
 
 
-_ALLOWED_PREFIXES = ("sklearn.", "numpy", "scipy.")
-_ALLOWED_BUILTINS = frozenset({"dict", "list", "tuple", "set", "frozenset", "slice", "float", "int",
-                               "complex", "bool", "str", "bytes", "bytearray", "range", "getattr"})
+# numpy's array and generator reconstruction, by exact name (numpy.memmap, say, could write).
+_NUMPY_ALLOWED = frozenset(
+    (mod, name)
+    for core in ("numpy.core", "numpy._core")
+    for mod, name in (
+        (f"{core}.multiarray", "_reconstruct"),
+        (f"{core}.multiarray", "scalar"),
+        (f"{core}.numeric", "_frombuffer"),
+    )
+) | {
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._pickle", "__randomstate_ctor"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+}
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only numpy, scipy and scikit-learn globals."""
+    """Unpickler that resolves only numpy reconstruction helpers and scikit-learn/numpy.random
+    classes: a tampered file cannot name a function such as os.system."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "builtins" and name in _ALLOWED_BUILTINS and name != "getattr":
+        if (module, name) in _NUMPY_ALLOWED:
             return super().find_class(module, name)
-        if module.startswith(_ALLOWED_PREFIXES) or module in {"copyreg", "collections"}:
-            if module == "copyreg" and name not in {"_reconstructor", "__newobj__"}:
-                raise ModelFormatError(f"model file refers to forbidden {module}.{name}")
-            return super().find_class(module, name)
+        if module.startswith(("sklearn.", "numpy.random.")):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type):
+                return obj
         raise ModelFormatError(f"model file refers to forbidden {module}.{name}")
 
 

@@ -68,11 +68,21 @@ class _Evil:
         return (os.system, ("echo pwned",))
 
 
+class _SklearnFunction:
+    def __reduce__(self):
+        from sklearn.utils import shuffle
+
+        return (shuffle, ([1, 2],))
+
+
 def test_a_payload_naming_arbitrary_code_is_refused(trained) -> None:
     data = dumps(trained[2])
     head = data[: data.find(b"\n", len(MAGIC)) + 1]
-    with pytest.raises(ModelFormatError, match="forbidden"):
+    with pytest.raises(ModelFormatError, match=r"forbidden posix\.system"):
         loads(head + pickle.dumps({"demand": _Evil()}))
+    # Even scikit-learn's own functions are refused: only its classes may be rebuilt.
+    with pytest.raises(ModelFormatError, match="forbidden sklearn"):
+        loads(head + pickle.dumps({"demand": _SklearnFunction()}))
 
 
 def test_train_all_without_capacity_does_not_guess_a_rate(trained) -> None:
