@@ -56,6 +56,23 @@ class _SlotAverage:
     count: int = 0
 
 
+def clear_sky_shape(times: list[datetime], latitude: float, longitude: float) -> list[float]:
+    """Sine of the sun's elevation (0 at night) per time: the shape of a clear-sky PV day."""
+    out = []
+    lat = math.radians(latitude)
+    for t in times:
+        utc = dt_util.as_utc(t)
+        day = utc.timetuple().tm_yday
+        declination = math.radians(23.44) * math.sin(2 * math.pi * (284 + day) / 365)
+        solar_hours = utc.hour + utc.minute / 60 + longitude / 15.0
+        hour_angle = math.radians(15.0 * (solar_hours - 12.0))
+        sine = math.sin(lat) * math.sin(declination) + math.cos(lat) * math.cos(
+            declination
+        ) * math.cos(hour_angle)
+        out.append(max(0.0, sine))
+    return out
+
+
 class SlotHistory:
     """5-minute averages of solar and zone power: the persistence forecast until ML takes over."""
 
@@ -79,19 +96,35 @@ class SlotHistory:
         for zone_id, watts in zone_w.items():
             slot.zone_sum[zone_id] = slot.zone_sum.get(zone_id, 0.0) + watts
 
+    def pv_peak_w(self, latitude: float, longitude: float) -> float | None:
+        """The array's clear-sky peak as seen so far (None until the sun was well up)."""
+        seen = [s for s in self._slots if s.count]
+        shapes = clear_sky_shape([s.slot_start for s in seen], latitude, longitude)
+        ratios = [s.solar_sum / s.count / shape for s, shape in zip(seen, shapes) if shape >= 0.3]
+        return max(ratios) if ratios else None
+
     def forecast(
-        self, now: datetime, slots: int, *, solar_now: float, zones: tuple[Zone, ...]
+        self,
+        now: datetime,
+        slots: int,
+        *,
+        zones: tuple[Zone, ...],
+        latitude: float,
+        longitude: float,
+        pv_peak_prior_w: float,
     ) -> tuple[tuple[float, ...], dict[str, tuple[float, ...]]]:
-        """Seasonal persistence (same slot yesterday), else the value now; demand >= 0."""
+        """Seasonal persistence (same slot yesterday), else a clear-sky day; demand >= 0."""
         by_start = {s.slot_start: s for s in self._slots if s.count}
         start = self.slot_of(now)
+        times = [start + timedelta(minutes=SLOT_MINUTES * k) for k in range(slots)]
+        # Until the array has been seen in good sun, assume one about the size of the inverter.
+        peak = self.pv_peak_w(latitude, longitude) or pv_peak_prior_w
+        shape = clear_sky_shape(times, latitude, longitude)
         pv: list[float] = []
         demand: dict[str, list[float]] = {z.zone_id: [] for z in zones}
         for k in range(slots):
-            yesterday = by_start.get(
-                start + timedelta(minutes=SLOT_MINUTES * k) - timedelta(days=1)
-            )
-            pv.append(yesterday.solar_sum / yesterday.count if yesterday else solar_now)
+            yesterday = by_start.get(times[k] - timedelta(days=1))
+            pv.append(yesterday.solar_sum / yesterday.count if yesterday else peak * shape[k])
             for zone in zones:
                 seen = (
                     yesterday.zone_sum.get(zone.zone_id, 0.0) / yesterday.count
@@ -202,11 +235,16 @@ class PlanManager:
             if z.zone_id not in what_if.zones_off
         )
         slots = what_if.horizon_slots
-        pv, demand = self.history.forecast(
-            now, slots, solar_now=(data.solar_w or 0.0) if data else 0.0, zones=zones
-        )
         thresholds = site.thresholds
         limit = site.power_limit_w if site.power_limit_w > 0 else sum(z.rated_w for z in zones)
+        pv, demand = self.history.forecast(
+            now,
+            slots,
+            zones=zones,
+            latitude=self.hass.config.latitude,
+            longitude=self.hass.config.longitude,
+            pv_peak_prior_w=limit,
+        )
         return PlanInput(
             now=now,
             battery=Battery(

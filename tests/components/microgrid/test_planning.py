@@ -178,3 +178,36 @@ async def test_a_stale_plan_is_not_followed(
     assert planner.planned_on(dt_util.utcnow()) is None
     status = hass.states.get(_entity(hass, entry, "plan_status", "sensor"))
     assert status is not None and status.state == "stale"
+
+
+def test_clear_sky_fallback_and_persistence() -> None:
+    """Without history the PV forecast is a clear-sky day; with yesterday's slot it persists."""
+    from datetime import UTC, datetime
+
+    from custom_components.microgrid.optimizer.model import PriorityClass, Zone
+    from custom_components.microgrid.planning import SlotHistory, clear_sky_shape
+
+    lat, lon = 12.0, 0.0  # tropical, solar noon at 12:00 UTC
+    night, noon = datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert clear_sky_shape([night], lat, lon) == [0.0]
+    assert clear_sky_shape([noon], lat, lon)[0] > 0.9
+    zone = Zone(zone_id="Z", name="z", priority=PriorityClass.NON_CRITICAL, rated_w=100)
+    history = SlotHistory()
+    pv, demand = history.forecast(
+        night, 288, zones=(zone,), latitude=lat, longitude=lon, pv_peak_prior_w=1000
+    )
+    assert pv[0] == 0.0 and 900 < pv[144] <= 1000  # slot 144 is noon
+    assert set(demand["Z"]) == {100.0}
+    # Yesterday at noon the array gave 420 W and the zone drew 150 W: that is the forecast now.
+    history.add(noon, 420.0, {"Z": 150.0})
+    pv, demand = history.forecast(
+        noon + timedelta(days=1),
+        2,
+        zones=(zone,),
+        latitude=lat,
+        longitude=lon,
+        pv_peak_prior_w=1000,
+    )
+    assert pv[0] == 420.0 and demand["Z"][0] == 150.0
+    # and the peak learnt from it replaces the prior for slots without history
+    assert 420.0 <= pv[1] < 1000
