@@ -156,3 +156,11 @@ def test_unfitted_detector_still_checks_physics() -> None:
     power[3] = -1_000.0
     types = _types(AnomalyDetector(), _with_zone(h, "Zone1", power=power))
     assert types == {("Zone1", IMPOSSIBLE_VALUE)}
+
+
+def test_empty_history_trains_and_reports_every_zone_silent() -> None:
+    from ml.history import empty_history
+
+    h = empty_history(("Zone1",))
+    found = AnomalyDetector().fit(h).score(h, now=1e9)
+    assert [(a.zone_id, a.type) for a in found] == [("Zone1", BOARD_SILENT)]

@@ -89,3 +89,14 @@ def test_importing_forecast_and_sustain_does_not_import_sklearn() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="."
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_zone_without_measurements_forecasts_zero_not_nan() -> None:
+    from dataclasses import replace
+
+    h = site_history(days=2, slot_s=1800.0)
+    h = replace(h, zone_power_w={**h.zone_power_w, "Zone2": np.full(h.size, np.nan)})
+    f = DemandForecaster()
+    fc = f.predict(h, now=h.timestamps[-1] + 1, horizon_slots=4, slot_minutes=30)
+    assert np.all(fc.zone_w["Zone2"] == 0.0)
+    assert np.all(np.isfinite(fc.site_w)) and np.all(fc.zone_w["Zone1"] > 0)
