@@ -70,8 +70,10 @@ def run_case(case: SuiteCase, *, milp_seconds: float, repeats: int, with_milp: b
               f"time DP/MILP {dp_s / milp.seconds * 100:.3f} %")
         for cls in CLASS_ORDER:
             d, m = dp.served_wh[cls], milp.served_wh[cls]
+            ub = milp.bound_wh[cls]
+            proven = f"  bound {ub:10.1f}  DP/bound {_ratio(d, ub)}" if ub == ub else ""
             print(f"   {_SHORT[cls.value]:>4} served Wh  DP {d:10.1f}  MILP {m:10.1f}  "
-                  f"DP/MILP {_ratio(d, m)}")
+                  f"DP/MILP {_ratio(d, m)}{proven}")
         row["milp"] = milp
     print(f"   reproduce: python -m bench.optimizer --case {case.name} "
           f"--milp-seconds {milp_seconds:g}")

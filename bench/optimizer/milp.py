@@ -37,6 +37,9 @@ class MilpResult:
     seconds: float
     status: str  # "optimal" or what stopped a stage (e.g. "time limit")
     stages_solved: int  # lexicographic stages with a solution (4 when complete)
+    # HiGHS's proven upper bound on each class's served Wh given the stages before it
+    # (deferrable: none, its stage also carries the switching cost).
+    bound_wh: dict[PriorityClass, float]
     build_seconds: float
     mip_gap: float
     soc_pct: np.ndarray
@@ -49,11 +52,12 @@ class _Builder:
         self.lower: list[float] = []
         self.upper: list[float] = []
         self.integer: list[bool] = []
-        self.rows_lo: list[float] = []
-        self.rows_hi: list[float] = []
-        self.r: list[int] = []
-        self.c: list[int] = []
-        self.v: list[float] = []
+        self.n_rows = 0
+        self.rows_lo: list[np.ndarray] = []
+        self.rows_hi: list[np.ndarray] = []
+        self.r: list[np.ndarray] = []
+        self.c: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
 
     def cols(self, n: int, lo, hi, integer: bool) -> np.ndarray:
         """Add n columns; returns their indices."""
@@ -65,12 +69,20 @@ class _Builder:
 
     def row(self, cols, vals, lo: float, hi: float) -> int:
         """Add one row lo <= sum(vals * x[cols]) <= hi."""
-        index = len(self.rows_lo)
-        self.rows_lo.append(lo)
-        self.rows_hi.append(hi)
-        self.r.extend([index] * len(cols))
-        self.c.extend(int(c) for c in cols)
-        self.v.extend(float(v) for v in vals)
+        cols = np.asarray(cols, dtype=np.int64).reshape(1, -1)
+        vals = np.asarray(vals, dtype=float).reshape(1, -1)
+        return int(self.rows(cols, vals, lo, hi)[0])
+
+    def rows(self, cols: np.ndarray, vals: np.ndarray, lo, hi) -> np.ndarray:
+        """Add m rows at once: cols and vals are (m, k); lo and hi scalars or (m,)."""
+        m, k = cols.shape
+        index = np.arange(self.n_rows, self.n_rows + m)
+        self.n_rows += m
+        self.rows_lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (m,)))
+        self.rows_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (m,)))
+        self.r.append(np.repeat(index, k))
+        self.c.append(cols.reshape(-1).astype(np.int64))
+        self.v.append(vals.reshape(-1).astype(float))
         return index
 
 
@@ -104,14 +116,17 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
         for t in range(n_slots):
             load_terms[t].append((int(on[t]), demand[t]))
             served_terms[zone.priority].append((int(on[t]), demand[t] * dt))
-            if reserve_wh > 0:
-                reserve_terms.append((t, int(on[t]), reserve_wh))
-            if t == 0:
-                b.row([sw[0], on[0]], [1.0, -1.0], -was_on, math.inf)
-                b.row([sw[0], on[0]], [1.0, 1.0], was_on, math.inf)
-            else:
-                b.row([sw[t], on[t], on[t - 1]], [1.0, -1.0, 1.0], 0.0, math.inf)
-                b.row([sw[t], on[t], on[t - 1]], [1.0, 1.0, -1.0], 0.0, math.inf)
+        if reserve_wh > 0:
+            # E_end(t) >= reserve * on(t)
+            b.rows(np.stack([energy, on], axis=1),
+                   np.tile([1.0, -reserve_wh], (n_slots, 1)), 0.0, math.inf)
+        # sw(t) >= |on(t) - on(t-1)|, on(-1) = the relay now
+        b.row([sw[0], on[0]], [1.0, -1.0], -was_on, math.inf)
+        b.row([sw[0], on[0]], [1.0, 1.0], was_on, math.inf)
+        if n_slots > 1:
+            trio = np.stack([sw[1:], on[1:], on[:-1]], axis=1)
+            b.rows(trio, np.tile([1.0, -1.0, 1.0], (n_slots - 1, 1)), 0.0, math.inf)
+            b.rows(trio, np.tile([1.0, 1.0, -1.0], (n_slots - 1, 1)), 0.0, math.inf)
     by_id = {z.zone_id: z for z in inp.zones}
     running_by_zone: dict[str, list[list[int]]] = {}
     busy = np.zeros(n_slots, dtype=bool)
@@ -167,15 +182,18 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     _force_critical(inp, b, on_cols, energy, pv)
 
     n_cols = len(b.lower)
-    a = sparse.csc_matrix((b.v, (b.r, b.c)), shape=(len(b.rows_lo), n_cols))
+    a = sparse.csc_matrix(
+        (np.concatenate(b.v), (np.concatenate(b.r), np.concatenate(b.c))),
+        shape=(b.n_rows, n_cols),
+    )
     lp = highspy.HighsLp()
     lp.num_col_ = n_cols
-    lp.num_row_ = len(b.rows_lo)
+    lp.num_row_ = b.n_rows
     lp.col_cost_ = np.zeros(n_cols)
     lp.col_lower_ = np.array(b.lower)
     lp.col_upper_ = np.array(b.upper)
-    lp.row_lower_ = np.array(b.rows_lo)
-    lp.row_upper_ = np.array(b.rows_hi)
+    lp.row_lower_ = np.concatenate(b.rows_lo)
+    lp.row_upper_ = np.concatenate(b.rows_hi)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = a.indptr
     lp.a_matrix_.index_ = a.indices
@@ -196,6 +214,7 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     solution = np.zeros(n_cols)
     deadline = started + time_limit_s
     live = [i for i, terms in enumerate(stages) if terms or i == len(stages) - 1]
+    bound: dict[PriorityClass, float] = {c: math.nan for c in CLASS_ORDER}
     solved_stages = 0
     for index, terms in enumerate(stages):
         if index not in live:
@@ -222,6 +241,9 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
             break
         solved_stages += 1
         solution = np.array(h.getSolution().col_value)
+        if index < len(stages) - 1:
+            proven = float(info.mip_dual_bound)
+            bound[CLASS_ORDER[index]] = proven if math.isfinite(proven) else math.nan
         gap = max(gap, float(info.mip_gap) if math.isfinite(info.mip_gap) else 0.0)
         if index < len(stages) - 1 and terms:
             achieved = float(sum(solution[c] * w for c, w in terms))
@@ -243,7 +265,7 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
                       objective=objective - inp.switch_cost * switches, seconds=seconds,
                       status=status, mip_gap=gap, soc_pct=soc,
                       stages_solved=solved_stages if solution.any() else 0,
-                      build_seconds=build_seconds)
+                      build_seconds=build_seconds, bound_wh=bound)
 
 
 def _force_critical(inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray,
@@ -262,17 +284,16 @@ def _force_critical(inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray,
         return
     total = sum(np.asarray(inp.zone_demand_w(z), dtype=float) for z in critical)
     span = cap - emergency_wh
-    for t in range(inp.horizon_slots):
-        if total[t] > inp.inverter_limit_w or total[t] - pv[t] > inp.battery.max_discharge_w:
-            continue
-        for zone in critical:
-            on = on_cols[zone.zone_id][t]
-            if t == 0:
-                if inp.battery.energy_wh >= emergency_wh + 1e-9:
-                    b.row([on], [1.0], 1.0, 1.0)
-            else:
-                # span * on - E_{t-1} >= -E_emergency
-                b.row([on, energy[t - 1]], [span, -1.0], -emergency_wh, math.inf)
+    fits = (total <= inp.inverter_limit_w) & (total - pv <= inp.battery.max_discharge_w)
+    slots = np.flatnonzero(fits[1:]) + 1
+    for zone in critical:
+        on = on_cols[zone.zone_id]
+        if fits[0] and inp.battery.energy_wh >= emergency_wh + 1e-9:
+            b.row([on[0]], [1.0], 1.0, 1.0)
+        if len(slots):
+            # span * on(t) - E_end(t-1) >= -E_emergency
+            b.rows(np.stack([on[slots], energy[slots - 1]], axis=1),
+                   np.tile([span, -1.0], (len(slots), 1)), -emergency_wh, math.inf)
 
 
 def _solution(values: np.ndarray) -> highspy.HighsSolution:

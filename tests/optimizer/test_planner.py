@@ -181,6 +181,7 @@ def plan_inputs(draw) -> PlanInput:
 @given(plan_inputs())
 def test_property_physics_and_critical(inp: PlanInput) -> None:
     result = plan(inp)
+    phys = physics_of(inp)
     soc = np.array(result.soc_pct)
     assert np.all(soc >= -1e-9) and np.all(soc <= 100 + 1e-9)
     assert np.allclose(soc / 100 * inp.battery.capacity_wh, _replay_soc(inp, result))
@@ -188,8 +189,11 @@ def test_property_physics_and_critical(inp: PlanInput) -> None:
         load = sum(inp.zone_demand_w(z)[t] for z in inp.zones if result.zone_on[z.zone_id][t])
         assert load <= inp.inverter_limit_w + 1e-6
         assert load - inp.pv_w[t] <= inp.battery.max_discharge_w + 1e-6
+        crit_w = sum(inp.zone_demand_w(z)[t] for z in inp.zones if z.priority is P.CRITICAL)
+        energy_wh = soc[t] / 100 * inp.battery.capacity_wh
+        crit_fits = step_energy_wh(energy_wh, crit_w, inp.pv_w[t], phys) >= 0
         for zone in inp.zones:
-            if zone.priority is P.CRITICAL and soc[t] >= inp.emergency_pct:
+            if zone.priority is P.CRITICAL and soc[t] >= inp.emergency_pct and crit_fits:
                 assert result.zone_on[zone.zone_id][t], (t, soc[t])
             if result.zone_on[zone.zone_id][t] and inp.zone_demand_w(zone)[t] > 0:
                 reserve = inp.battery.reserve.pct_for(zone.priority)
