@@ -163,6 +163,7 @@ class PlanManager:
         self.last_duration_ms: float | None = None
         self.runs = 0
         self._planned_soc: float | None = None
+        self._busy = False  # a plan is being computed
         self._debouncer = Debouncer(
             hass,
             LOGGER,
@@ -191,6 +192,8 @@ class PlanManager:
     @callback
     def note_change(self, now: datetime, soc_pct: float | None, band_changed: bool) -> None:
         """Re-plan soon when the band changed or SoC moved far from what the plan assumed."""
+        if self._busy:
+            return
         if (
             self.plan is None
             or band_changed
@@ -306,18 +309,23 @@ class PlanManager:
 
     async def async_replan(self, trigger: str) -> Plan | None:
         """Plan now in the executor; keep the last good plan when planning fails."""
+        if trigger == "start" and (self.plan is not None or self._busy):
+            return self.plan  # the first refresh already asked for the first plan
         if self.pinned_until and dt_util.utcnow() < self.pinned_until:
             return self.plan
         now = dt_util.utcnow()
         inp = self.build_input(now)
         if inp is None:
             return self.plan
+        self._busy = True
         try:
             result, duration_ms = await self.hass.async_add_executor_job(_timed_plan, inp)
         except (ValueError, ArithmeticError) as err:
             self.last_error = str(err)
             LOGGER.warning("Planning failed (%s); keeping the last plan: %s", trigger, err)
             return self.plan
+        finally:
+            self._busy = False
         self.plan = result
         self.planned_at = now
         self._planned_soc = inp.battery.soc_pct

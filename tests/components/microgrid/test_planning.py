@@ -28,6 +28,7 @@ def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str, domain: str) 
 async def _planned(entry: MockConfigEntry) -> None:
     planner = entry.runtime_data.coordinator.planner
     await wait_for(lambda: planner.plan is not None)
+    await entry.runtime_data.coordinator.hass.async_block_till_done()
 
 
 async def test_site_is_planned_at_start_and_shown(
