@@ -43,6 +43,7 @@ from .firebase import FirebaseAuthError, FirebaseLink
 from .models import MicrogridConfigEntry, MicrogridRuntimeData, SiteConfig, zone_from_subentry
 from .optimizer.model import Thresholds
 from .services import async_setup_services
+from .webhook import async_register_webhook
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -125,6 +126,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     entry.runtime_data = MicrogridRuntimeData(coordinator=coordinator, link=link, audit=audit)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     coordinator.async_start()
+    await async_register_webhook(hass, coordinator, entry.data[CONF_COMMAND_SECRET])
     entry.async_on_unload(link_stopper(link))
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     return True
