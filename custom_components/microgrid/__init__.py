@@ -11,6 +11,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
+from .alerts import async_setup_alert_services, async_setup_alerts
 from .audit import AuditLog
 from .auth import auth_for
 from .const import (
@@ -48,6 +49,7 @@ from .webhook import async_register_webhook
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.CALENDAR,
+    Platform.EVENT,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -57,6 +59,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions once."""
     async_setup_services(hass)
+    async_setup_alert_services(hass)
     return True
 
 
@@ -125,6 +128,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = MicrogridRuntimeData(coordinator=coordinator, link=link, audit=audit)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_setup_alerts(hass, entry)
     coordinator.async_start()
     await async_register_webhook(hass, coordinator, entry.data[CONF_COMMAND_SECRET])
     entry.async_on_unload(link_stopper(link))

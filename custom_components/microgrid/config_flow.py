@@ -34,6 +34,15 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
+from .alerts import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_NOTIFY_TARGETS,
+    DEFAULT_ESCALATION_MINUTES,
+    MAX_ESCALATION_MINUTES,
+    normalize_target,
+    target_exists,
+)
 from .auth import InvalidServiceAccount, auth_for
 from .const import (
     CONF_BATTERY_CAPACITY_WH,
@@ -113,6 +122,7 @@ _POWER_LIMIT = _number("W", minimum=1, maximum=10_000_000)
 _RATED = _number("W", minimum=0, maximum=1_000_000)
 _PRIORITY = _select([p.value for p in PriorityClass], CONF_PRIORITY)
 _SCHEDULE = _select([s.value for s in Schedule], CONF_SCHEDULE)
+_NOTIFY_TARGETS = TextSelector(TextSelectorConfig(multiple=True))
 _CONTROL_MODE = _select([CONTROL_MODE_MONITOR, CONTROL_MODE_AUTO], CONF_CONTROL_MODE)
 
 USER_SCHEMA = vol.Schema(
@@ -147,6 +157,11 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Required(CONF_MIN_ON_S): _SECONDS,
         vol.Required(CONF_MIN_OFF_S): _SECONDS,
         vol.Required(CONF_CONTROL_MODE): _CONTROL_MODE,
+        vol.Optional(CONF_NOTIFY_TARGETS): _NOTIFY_TARGETS,
+        vol.Optional(CONF_ESCALATION_TARGETS): _NOTIFY_TARGETS,
+        vol.Required(CONF_ESCALATION_MINUTES): _number(
+            "min", minimum=1, maximum=MAX_ESCALATION_MINUTES
+        ),
     }
 )
 
@@ -444,6 +459,24 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
+def _notify_targets(
+    hass: HomeAssistant, raw: list[str] | None, errors: dict[str, str], field: str
+) -> list[str]:
+    """Normalized notify targets (`notify.<name>`); a malformed or unknown one sets an error."""
+    out: list[str] = []
+    for text in raw or []:
+        if not text.strip():
+            continue
+        target = normalize_target(text)
+        if target is None:
+            errors[field] = "invalid_notify_target"
+        elif not target_exists(hass, target):
+            errors[field] = "unknown_notify_target"
+        elif target not in out:
+            out.append(target)
+    return out
+
+
 class MicrogridOptionsFlow(OptionsFlow):
     """Thresholds, relay timing and control mode."""
 
@@ -453,21 +486,32 @@ class MicrogridOptionsFlow(OptionsFlow):
         """Edit the options; the bands must be ordered critical alert < emergency < conservation."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            # A cleared multi-text field is left out of the input: absent means none.
+            targets = {
+                key: _notify_targets(self.hass, user_input.get(key), errors, key)
+                for key in (CONF_NOTIFY_TARGETS, CONF_ESCALATION_TARGETS)
+            }
             if not (
                 user_input[CONF_CRITICAL_ALERT_PCT]
                 < user_input[CONF_EMERGENCY_PCT]
                 < user_input[CONF_CONSERVATION_PCT]
             ):
                 errors["base"] = "thresholds_order"
-            else:
+            if not errors:
                 options = {
                     **self.config_entry.options,
                     **user_input,
+                    **targets,
                     CONF_MIN_ON_S: int(user_input[CONF_MIN_ON_S]),
                     CONF_MIN_OFF_S: int(user_input[CONF_MIN_OFF_S]),
+                    CONF_ESCALATION_MINUTES: int(user_input[CONF_ESCALATION_MINUTES]),
                 }
                 return self.async_create_entry(data=options)
-        current = {**DEFAULT_OPTIONS, **self.config_entry.options}
+        current = {
+            CONF_ESCALATION_MINUTES: DEFAULT_ESCALATION_MINUTES,
+            **DEFAULT_OPTIONS,
+            **self.config_entry.options,
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, user_input or current),

@@ -32,6 +32,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 import voluptuous_serialize
 
+from custom_components.microgrid.alerts import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_NOTIFY_TARGETS,
+)
 from custom_components.microgrid.config_flow import site_unique_id
 from custom_components.microgrid.const import (
     CONF_BATTERY_CAPACITY_WH,
@@ -713,6 +718,7 @@ async def test_options_thresholds_order_then_save(hass: HomeAssistant) -> None:
         CONF_MIN_ON_S: 600.0,
         CONF_MIN_OFF_S: 120.0,
         CONF_CONTROL_MODE: CONTROL_MODE_MONITOR,
+        CONF_ESCALATION_MINUTES: 15.0,
     }
     for bad in (
         {CONF_EMERGENCY_PCT: 25.0},  # emergency == conservation
@@ -726,8 +732,57 @@ async def test_options_thresholds_order_then_save(hass: HomeAssistant) -> None:
 
     result = await hass.config_entries.options.async_configure(result["flow_id"], options)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert dict(entry.options) == options | {"extra": 1, CONF_MIN_ON_S: 600, CONF_MIN_OFF_S: 120}
+    assert dict(entry.options) == options | {
+        "extra": 1,
+        CONF_MIN_ON_S: 600,
+        CONF_MIN_OFF_S: 120,
+        CONF_ESCALATION_MINUTES: 15,
+        CONF_NOTIFY_TARGETS: [],
+        CONF_ESCALATION_TARGETS: [],
+    }
     assert isinstance(entry.options[CONF_MIN_ON_S], int)
+
+
+async def test_options_notify_targets_validated_normalized_and_clearable(
+    hass: HomeAssistant,
+) -> None:
+    """Malformed and unknown notify targets are refused; valid ones are stored as notify.<name>."""
+    hass.services.async_register("notify", "ops_phone", AsyncMock())
+    hass.services.async_register("notify", "manager", AsyncMock())
+    entry = site_entry("http://127.0.0.1:9000/?ns=demo")
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_ESCALATION_MINUTES) == 10
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    for field, value, error in (
+        (CONF_NOTIFY_TARGETS, ["light.kitchen"], "invalid_notify_target"),
+        (CONF_NOTIFY_TARGETS, ["notify.nobody"], "unknown_notify_target"),
+        (CONF_ESCALATION_TARGETS, ["has space"], "invalid_notify_target"),
+    ):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], base | {field: value}
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {field: error}
+        assert_translated(result, OPTIONS)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        base
+        | {
+            CONF_NOTIFY_TARGETS: ["ops_phone", "notify.ops_phone", " "],
+            CONF_ESCALATION_TARGETS: ["Notify.Manager"],
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_NOTIFY_TARGETS] == ["notify.ops_phone"]
+    assert entry.options[CONF_ESCALATION_TARGETS] == ["notify.manager"]
+    # The form leaves a cleared field out: that clears the targets.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_NOTIFY_TARGETS) == ["notify.ops_phone"]
+    result = await hass.config_entries.options.async_configure(result["flow_id"], base)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_NOTIFY_TARGETS] == []
+    assert entry.options[CONF_ESCALATION_TARGETS] == []
 
 
 # ----- reauth

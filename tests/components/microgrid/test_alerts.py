@@ -1,0 +1,618 @@
+"""Alerts: battery thresholds with hysteresis, critical zones, failed commands, escalation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.auth.models import User
+from homeassistant.components import persistent_notification
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import Context, HomeAssistant, ServiceCall
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+from hypothesis import given, settings, strategies as st
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.microgrid.alerts import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_NOTIFY_TARGETS,
+    DATA_ALERTS,
+    Alert,
+    AlertManager,
+    AlertOptions,
+    AlertType,
+    Severity,
+    battery_levels,
+    battery_step,
+    normalize_target,
+)
+from custom_components.microgrid.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND_FAILED
+from custom_components.microgrid.optimizer.model import Thresholds
+from sim.rtdb import RTDBServer
+
+from .conftest import ZONES, board_record, wait_for
+
+THRESHOLDS = Thresholds(
+    conservation_pct=20.0,
+    emergency_pct=10.0,
+    critical_alert_pct=5.0,
+    hysteresis_pct=2.0,
+    min_on_s=300,
+    min_off_s=300,
+)
+
+
+# ----- the pure decision --------------------------------------------------------------------
+
+
+def run(socs: list[float], armed: frozenset[AlertType] | None = None) -> list[AlertType | None]:
+    """The alert (or None) each reading gives."""
+    state = frozenset(AlertType) if armed is None else armed
+    fired: list[AlertType | None] = []
+    for soc in socs:
+        step = battery_step(soc, state, battery_levels(THRESHOLDS), THRESHOLDS.hysteresis_pct)
+        state = step.armed
+        fired.append(step.fire.alert_type if step.fire else None)
+    return fired
+
+
+def test_battery_step_once_per_descent_with_hysteresis() -> None:
+    """20 → 19 → 21 → 19 alerts once; 23 re-arms; 19 alerts again; a plunge sends the worst."""
+    low = AlertType.BATTERY_LOW
+    assert run([20, 19, 21, 19, 23, 19]) == [None, low, None, None, None, low]
+    assert run([15, 9.9, 4]) == [low, AlertType.BATTERY_EMERGENCY, AlertType.BATTERY_CRITICAL]
+    assert run([25, 4, 6.9, 4]) == [None, AlertType.BATTERY_CRITICAL, None, None]
+    # re-armed exactly at threshold + hysteresis (as the operating band climbs back)
+    emergency = AlertType.BATTERY_EMERGENCY
+    assert run([9, 11.9, 9, 12, 9]) == [emergency, None, None, None, emergency]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=40))
+def test_battery_step_properties(socs: list[float]) -> None:
+    """Never two alerts of a level without a recovery past its hysteresis between them, and a
+    reading below an armed level always alerts (that level or a worse one)."""
+    state = frozenset(AlertType)
+    levels = battery_levels(THRESHOLDS)
+    recovered = {level.alert_type: True for level in levels}
+    for soc in socs:
+        step = battery_step(soc, state, levels, THRESHOLDS.hysteresis_pct)
+        for level in levels:
+            if level.alert_type in state and soc < level.threshold_pct:
+                assert step.fire is not None and step.fire.threshold_pct <= level.threshold_pct
+            if soc >= level.threshold_pct + THRESHOLDS.hysteresis_pct:
+                recovered[level.alert_type] = True
+        if step.fire is not None:
+            assert recovered[step.fire.alert_type]
+            for level in levels:
+                if level.alert_type in step.crossed:
+                    recovered[level.alert_type] = False
+        state = step.armed
+
+
+def test_targets_and_options_are_normalized() -> None:
+    """`x` and `notify.x` are one target; malformed ones are dropped; minutes are bounded."""
+    assert normalize_target(" Mobile_App_X ") == "notify.mobile_app_x"
+    assert normalize_target("light.kitchen") is None
+    assert normalize_target("") is None
+    options = AlertOptions.from_options(
+        {
+            CONF_NOTIFY_TARGETS: ["a", "notify.a", "bad target"],
+            CONF_ESCALATION_TARGETS: "b",
+            CONF_ESCALATION_MINUTES: 0,
+        }
+    )
+    assert options.notify_targets == ("notify.a",)
+    assert options.escalation_targets == ("notify.b",)
+    assert options.escalation_delay == timedelta(minutes=1)
+    assert AlertOptions.from_options({}).escalation_delay == timedelta(minutes=10)
+
+
+def test_alert_round_trips_through_storage() -> None:
+    """What is stored comes back equal; a broken record raises a clear error type."""
+    alert = Alert(
+        alert_id="01",
+        alert_type=AlertType.BATTERY_LOW,
+        severity=Severity.WARNING,
+        title="t",
+        message="m",
+        created_at=dt_util.utcnow(),
+        soc_pct=19.0,
+        delivered=("event",),
+    )
+    assert Alert.from_dict(alert.as_dict()) == alert
+    with pytest.raises(ValueError):
+        Alert.from_dict({**alert.as_dict(), "alert_type": "nonsense"})
+
+
+# ----- in Home Assistant --------------------------------------------------------------------
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Alerts go to notify.test_target; escalations to notify.escalation after 10 min."""
+    return {
+        **DEFAULT_OPTIONS,
+        CONF_NOTIFY_TARGETS: ["notify.test_target"],
+        CONF_ESCALATION_TARGETS: ["notify.escalation"],
+        CONF_ESCALATION_MINUTES: 10,
+    }
+
+
+@pytest.fixture
+def notified(hass: HomeAssistant) -> dict[str, list[dict[str, Any]]]:
+    """Real notify actions that record what they were called with."""
+    calls: dict[str, list[dict[str, Any]]] = {"test_target": [], "escalation": []}
+    for name, recorded in calls.items():
+
+        async def handler(call: ServiceCall, recorded: list[dict[str, Any]] = recorded) -> None:
+            recorded.append(dict(call.data))
+
+        hass.services.async_register("notify", name, handler)
+    return calls
+
+
+def manager_of(hass: HomeAssistant, entry: MockConfigEntry) -> AlertManager:
+    """The entry's alert manager."""
+    return hass.data[DATA_ALERTS][entry.entry_id]
+
+
+def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]) -> None:
+    """Write records and hand them to the coordinator as the stream would (see test_init)."""
+    for zone_id, record in records.items():
+        rtdb.set_value(f"sensors/{zone_id}", record)
+    entry.runtime_data.coordinator.on_data(rtdb.get_value("sensors"), set(records))
+
+
+async def soc(hass: HomeAssistant, entry: MockConfigEntry, rtdb: RTDBServer, pct: float) -> None:
+    """Every board reports this state of charge, through the real stream, in order."""
+    coordinator = entry.runtime_data.coordinator
+    for zone_id, *_ in ZONES:
+        rtdb.set_value(f"sensors/{zone_id}", board_record(soc=pct))
+    await wait_for(lambda: all(r.soc_pct == pct for r in coordinator.readings.values()))
+    await settle(hass, entry)
+
+
+async def settle(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Let command writes finish before the clock moves (a frozen jump times them out)."""
+    coordinator = entry.runtime_data.coordinator
+    await hass.async_block_till_done()
+    await wait_for(lambda: coordinator.commands.in_flight == 0)
+
+
+async def advance(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    entry: MockConfigEntry,
+    rtdb: RTDBServer,
+    seconds: float,
+    records: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Move time in steps of at most 30 s, the boards reporting `records()` at each step."""
+    left = seconds
+    while left > 0:
+        step = min(30.0, left)
+        freezer.tick(timedelta(seconds=step))
+        left -= step
+        push(entry, rtdb, records() if records else all_boards(rtdb=rtdb))
+        async_fire_time_changed(hass)
+        await settle(hass, entry)
+
+
+def all_boards(
+    pct: float = 80.0, *, rtdb: RTDBServer | None = None, **zone_records: dict[str, Any]
+) -> dict[str, Any]:
+    """A fresh record for every board (some replaced); with `rtdb`, each relay follows the
+    command written for it, as a working board's does."""
+
+    def relay(zone_id: str) -> bool:
+        command = rtdb.get_value(f"commands/{zone_id}") if rtdb else None
+        return command is None or command["command"] == "ON"
+
+    return {
+        z: zone_records.get(z, board_record(soc=pct, relay=relay(z))) for z, *_ in ZONES
+    }
+
+
+def event_state(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """The alert event entity's state."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "event", DOMAIN, f"{entry.entry_id}_alerts"
+    )
+    assert entity_id
+    return hass.states.get(entity_id)
+
+
+def notifications(hass: HomeAssistant) -> dict[str, Any]:
+    """The persistent notifications."""
+    return persistent_notification._async_get_or_create_notifications(hass)
+
+
+async def call(
+    hass: HomeAssistant, service: str, data: dict[str, Any], user: User | None = None
+) -> Any:
+    """Call an alert action (as a user when given) and return its response."""
+    return await hass.services.async_call(
+        DOMAIN,
+        service,
+        data,
+        blocking=True,
+        return_response=True,
+        context=Context(user_id=user.id) if user else None,
+    )
+
+
+async def test_battery_low_once_per_descent_with_hysteresis(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+) -> None:
+    """20 → 19 → 21 → 19 gives one alert; → 23 → 19 a second; each on every channel."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    for pct in (20, 19, 21, 19):
+        await soc(hass, entry, rtdb, pct)
+    assert [a.alert_type for a in manager.alerts] == [AlertType.BATTERY_LOW]
+    first = manager.alerts[0]
+    assert first.severity is Severity.WARNING and first.soc_pct == 19
+    assert len(notified["test_target"]) == 1
+    sent = notified["test_target"][0]
+    assert "19 %" in sent["message"] and "20 %" in sent["message"]
+    assert sent["title"] == "Village: Battery low"
+    assert manager.notification.notification_id(first) in notifications(hass)
+    state = event_state(hass, entry)
+    assert state.attributes["event_type"] == "battery_low"
+    assert state.attributes["severity"] == "warning"
+    assert state.attributes["alert_id"] == first.alert_id
+    assert set(manager.get(first.alert_id).delivered) == {  # type: ignore[union-attr]
+        "persistent_notification",
+        "event",
+        "notify.test_target",
+    }
+
+    await soc(hass, entry, rtdb, 23)  # recovered past 20 + 2: re-armed, the first one resolved
+    resolved = manager.get(first.alert_id)
+    assert resolved is not None and resolved.resolved_at is not None and not resolved.open
+    assert manager.notification.notification_id(first) not in notifications(hass)
+    await soc(hass, entry, rtdb, 19)
+    assert [a.alert_type for a in manager.alerts] == [AlertType.BATTERY_LOW] * 2
+    assert len(notified["test_target"]) == 2
+    audited = entry.runtime_data.audit.query(action="alert")
+    assert [e["detail"]["alert_type"] for e in audited] == ["battery_low", "battery_low"]
+
+
+async def test_emergency_and_critical_levels(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+) -> None:
+    """15 → 8 → 4: low (warning), emergency and critical (critical), each fired on the event."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    seen: list[str] = []
+    for pct, expected in ((15, "battery_low"), (8, "battery_emergency"), (4, "battery_critical")):
+        await soc(hass, entry, rtdb, pct)
+        seen.append(event_state(hass, entry).attributes["event_type"])
+        assert seen[-1] == expected
+    assert [(a.alert_type, a.severity) for a in manager.alerts] == [
+        (AlertType.BATTERY_LOW, Severity.WARNING),
+        (AlertType.BATTERY_EMERGENCY, Severity.CRITICAL),
+        (AlertType.BATTERY_CRITICAL, Severity.CRITICAL),
+    ]
+    assert "4 %" in notified["test_target"][-1]["message"]
+    await soc(hass, entry, rtdb, 3)  # still falling: nothing new
+    assert len(manager.alerts) == 3
+
+
+async def test_unacknowledged_critical_alert_escalates_once(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Nobody acknowledges the emergency: after 10 min it goes to the escalation targets."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    await soc(hass, entry, rtdb, 8)  # 80 → 8: one alert, the emergency
+    [alert] = manager.alerts
+    assert alert.alert_type is AlertType.BATTERY_EMERGENCY
+    await advance(hass, freezer, entry, rtdb, 9 * 60, lambda: all_boards(8, rtdb=rtdb))
+    assert notified["escalation"] == []
+    assert manager.get(alert.alert_id).escalated_at is None  # type: ignore[union-attr]
+    await advance(hass, freezer, entry, rtdb, 90, lambda: all_boards(8, rtdb=rtdb))
+    assert len(notified["escalation"]) == 1
+    assert "Not acknowledged after 10 min" in notified["escalation"][0]["message"]
+    escalated = manager.get(alert.alert_id)
+    assert escalated is not None and escalated.escalated_at is not None
+    assert "notify.escalation" in escalated.delivered
+    assert event_state(hass, entry).attributes["escalated"] is True
+    assert entry.runtime_data.audit.query(action="alert_escalated")
+    await advance(hass, freezer, entry, rtdb, 30 * 60, lambda: all_boards(8, rtdb=rtdb))
+    assert len(notified["escalation"]) == 1  # once
+    assert manager._timers == {}
+
+
+async def test_acknowledged_alert_does_not_escalate(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    household_user: User,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A household member acknowledges within the delay: no escalation; who is recorded."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    await soc(hass, entry, rtdb, 8)
+    [alert] = manager.alerts
+    await advance(hass, freezer, entry, rtdb, 5 * 60, lambda: all_boards(8, rtdb=rtdb))
+    stranger = await hass.auth.async_create_user("Stranger", group_ids=["system-users"])
+    with pytest.raises(Unauthorized):
+        await call(hass, "acknowledge_alert", {"config_entry": entry.entry_id}, stranger)
+    with pytest.raises(ServiceValidationError) as err:
+        await call(
+            hass,
+            "acknowledge_alert",
+            {"config_entry": entry.entry_id, "alert_id": "nope"},
+            household_user,
+        )
+    assert err.value.translation_key == "unknown_alert"
+    response = await call(
+        hass,
+        "acknowledge_alert",
+        {"config_entry": entry.entry_id, "alert_id": alert.alert_id},
+        household_user,
+    )
+    assert response == {"acknowledged": [alert.alert_id], "count": 1}
+    acked = manager.get(alert.alert_id)
+    assert acked is not None and acked.acknowledged_by == household_user.id
+    assert acked.acknowledged_by_name == "Asha" and not acked.open
+    assert manager.notification.notification_id(alert) not in notifications(hass)
+    await advance(hass, freezer, entry, rtdb, 15 * 60, lambda: all_boards(8, rtdb=rtdb))
+    assert notified["escalation"] == []
+    assert manager.get(alert.alert_id).escalated_at is None  # type: ignore[union-attr]
+    audited = entry.runtime_data.audit.query(action="alert_acknowledged")
+    assert audited[0]["actor"] == household_user.id
+
+
+async def test_critical_zone_relay_off_alerts_after_a_minute(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The clinic reports its relay off while it must be on: one alert after ~1 min, resolved
+    when it is back on."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    def broken() -> dict[str, Any]:
+        return all_boards(Zone1=board_record(relay=False))
+
+    await advance(hass, freezer, entry, rtdb, 30, broken)
+    assert not manager.alerts
+    await advance(hass, freezer, entry, rtdb, 60, broken)
+    [alert] = manager.alerts
+    assert alert.alert_type is AlertType.CRITICAL_ZONE_FAILURE
+    assert alert.severity is Severity.CRITICAL and alert.zone_id == "Zone1"
+    assert "Clinic" in alert.message and "relay off" in alert.message
+    assert event_state(hass, entry).attributes["event_type"] == "critical_zone_failure"
+    await advance(hass, freezer, entry, rtdb, 60, broken)
+    assert len(manager.alerts) == 1  # one per failure, not per reading
+    await advance(hass, freezer, entry, rtdb, 30)  # relay back on
+    fixed = manager.get(alert.alert_id)
+    assert fixed is not None and fixed.resolved_at is not None
+    assert manager._timers == {}  # resolved: no escalation pending
+
+
+async def test_critical_zone_board_offline_alerts(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The clinic's board goes silent: offline after 2 min, an alert a minute later."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    def others() -> dict[str, Any]:
+        return {z: board_record() for z, *_ in ZONES if z != "Zone1"}
+
+    await advance(hass, freezer, entry, rtdb, 150, others)
+    assert not manager.alerts
+    await advance(hass, freezer, entry, rtdb, 90, others)
+    [alert] = manager.alerts
+    assert alert.zone_id == "Zone1" and "offline" in alert.message
+
+
+async def test_command_failed_alerts(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+) -> None:
+    """A failed command alerts (critical for a critical zone); other sites' events are ignored."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    base = {"command": "OFF", "attempts": 5, "reason": "battery_emergency"}
+    hass.bus.async_fire(EVENT_COMMAND_FAILED, {**base, "entry_id": "other", "zone_id": "Zone4"})
+    hass.bus.async_fire(
+        EVENT_COMMAND_FAILED, {**base, "entry_id": entry.entry_id, "zone_id": "Zone4"}
+    )
+    hass.bus.async_fire(
+        EVENT_COMMAND_FAILED,
+        {**base, "command": "ON", "entry_id": entry.entry_id, "zone_id": "Zone1"},
+    )
+    await hass.async_block_till_done()
+    assert [(a.zone_id, a.severity) for a in manager.alerts] == [
+        ("Zone4", Severity.WARNING),
+        ("Zone1", Severity.CRITICAL),
+    ]
+    assert "Water pump did not confirm the OFF command after 5 attempts" in (
+        manager.alerts[0].message
+    )
+    assert event_state(hass, entry).attributes["event_type"] == "command_failed"
+    assert len(notified["test_target"]) == 2
+
+
+async def test_send_alert_is_admin_only_and_reaches_a_household(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    admin_user: User,
+    household_user: User,
+) -> None:
+    """An admin's message goes to the site targets and the household's phones; a failing target
+    is reported, not fatal; households may not send."""
+    entry = init_integration
+    phone: list[dict[str, Any]] = []
+
+    async def phone_handler(call: ServiceCall) -> None:
+        phone.append(dict(call.data))
+
+    async def broken(call: ServiceCall) -> None:
+        raise HomeAssistantError("gateway down")
+
+    hass.services.async_register("notify", "mobile_app_asha_phone", phone_handler)
+    hass.services.async_register("notify", "mobile_app_old_phone", broken)
+    MockConfigEntry(
+        domain="mobile_app", data={"user_id": household_user.id, "device_name": "Asha phone"}
+    ).add_to_hass(hass)
+    MockConfigEntry(
+        domain="mobile_app", data={"user_id": household_user.id, "device_name": "Old phone"}
+    ).add_to_hass(hass)
+    MockConfigEntry(
+        domain="mobile_app", data={"user_id": admin_user.id, "device_name": "Admin phone"}
+    ).add_to_hass(hass)
+    data = {
+        "config_entry": entry.entry_id,
+        "message": "Water pump maintenance at 14:00",
+        "household": "homes",
+    }
+    with pytest.raises(Unauthorized):
+        await call(hass, "send_alert", data, household_user)
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "send_alert", {**data, "household": "Nobody"}, admin_user)
+    assert err.value.translation_key == "unknown_household"
+
+    response = await call(hass, "send_alert", data, admin_user)
+    assert response["alert_type"] == "custom" and response["severity"] == "info"
+    assert response["household"] == "Homes"
+    assert response["household_targets"] == [
+        "notify.mobile_app_asha_phone",
+        "notify.mobile_app_old_phone",
+    ]
+    assert set(response["delivered"]) == {
+        "persistent_notification",
+        "event",
+        "notify.test_target",
+        "notify.mobile_app_asha_phone",
+    }
+    assert response["failed"] == ["notify.mobile_app_old_phone"]
+    assert response["source"] == admin_user.id
+    assert phone == [{"message": "Water pump maintenance at 14:00", "title": "Village: Message"}]
+    assert notified["test_target"][0]["message"] == "Water pump maintenance at 14:00"
+    assert event_state(hass, entry).attributes["event_type"] == "custom"
+
+    # household only, a titled critical message: not to the site targets; it escalates
+    response = await call(
+        hass,
+        "send_alert",
+        {**data, "site_targets": False, "severity": "critical", "title": "Clinic closed"},
+        admin_user,
+    )
+    assert len(notified["test_target"]) == 1
+    assert phone[-1]["title"] == "Clinic closed"
+    assert response["alert_id"] in manager_of(hass, entry)._timers
+
+
+async def test_get_alerts_history_and_filters(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    admin_user: User,
+    household_user: User,
+) -> None:
+    """Newest first, with acknowledged/escalated state; filters; strangers refused."""
+    entry = init_integration
+    await soc(hass, entry, rtdb, 15)
+    await soc(hass, entry, rtdb, 8)
+    response = await call(hass, "get_alerts", {"config_entry": entry.entry_id}, household_user)
+    assert response["count"] == 2 and response["open"] == 2
+    newest, oldest = response["alerts"]
+    assert newest["alert_type"] == "battery_emergency" and oldest["alert_type"] == "battery_low"
+    assert newest["acknowledged_at"] is None and newest["escalated_at"] is None
+    assert newest["open"] is True and newest["soc_pct"] == 8
+    await call(
+        hass,
+        "acknowledge_alert",
+        {"config_entry": entry.entry_id, "alert_id": oldest["alert_id"]},
+        admin_user,
+    )
+    response = await call(
+        hass, "get_alerts", {"config_entry": entry.entry_id, "open_only": True}, admin_user
+    )
+    assert [a["alert_id"] for a in response["alerts"]] == [newest["alert_id"]]
+    assert response["open"] == 1
+    response = await call(
+        hass, "get_alerts", {"config_entry": entry.entry_id, "alert_type": "battery_low"}
+    )
+    [low] = response["alerts"]
+    assert low["acknowledged_by"] == admin_user.id and low["acknowledged_by_name"] == "Admin"
+    response = await call(hass, "get_alerts", {"config_entry": entry.entry_id, "limit": 1})
+    assert response["count"] == 1
+    stranger = await hass.auth.async_create_user("Stranger", group_ids=["system-users"])
+    with pytest.raises(Unauthorized):
+        await call(hass, "get_alerts", {"config_entry": entry.entry_id}, stranger)
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "get_alerts", {"config_entry": "nope"})
+    assert err.value.translation_key == "invalid_config_entry"
+
+
+async def test_unload_cancels_timers_and_reload_restores_history(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Unload cancels the escalation timer; after a reload the history, the disarmed levels and
+    the pending escalation come back (no second alert at the same charge)."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    await soc(hass, entry, rtdb, 8)
+    [alert] = manager.alerts
+    assert alert.alert_id in manager._timers
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert manager._timers == {}
+    assert entry.entry_id not in hass.data[DATA_ALERTS]
+    freezer.tick(timedelta(minutes=20))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert notified["escalation"] == []
+    with pytest.raises(ServiceValidationError):
+        await call(hass, "get_alerts", {"config_entry": entry.entry_id})
+
+    rtdb.set_value("sensors/Zone1", board_record(soc=8))  # fresh again at the new time
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.link.connected)
+    restored = manager_of(hass, entry)
+    assert restored is not manager
+    assert [a.alert_id for a in restored.alerts] == [alert.alert_id]
+    await soc(hass, entry, rtdb, 8)
+    assert len(restored.alerts) == 1  # still disarmed: no repeat after a restart
+    # overdue at restore: escalated at once
+    assert len(notified["escalation"]) == 1
+    assert restored.alerts[0].escalated_at is not None
