@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -318,6 +319,11 @@ class PersistentNotificationChannel:
 
     async def async_send(self, alert: Alert, *, escalated: bool) -> None:
         """Create (or, on escalation, replace) the notification."""
+        self.show(alert)
+
+    @callback
+    def show(self, alert: Alert) -> None:
+        """Create or replace the alert's notification."""
         persistent_notification.async_create(
             self._hass, alert.message, alert.title, self.notification_id(alert)
         )
@@ -417,6 +423,7 @@ class AlertManager:
         )
         self.notification = PersistentNotificationChannel(hass, entry.entry_id)
         self._event = EventEntityChannel(hass, entry.entry_id)
+        self._extra: list[tuple[AlertChannel, bool]] = []  # (channel, on escalation only)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -439,6 +446,9 @@ class AlertManager:
         }
         for alert in self.alerts:
             self._schedule_escalation(alert)
+            if alert.open:
+                # HA keeps persistent notifications in memory only: show open alerts again.
+                self.notification.show(alert)
         entry = self.entry
         entry.async_on_unload(self.coordinator.async_add_listener(self._async_on_update))
         entry.async_on_unload(
@@ -570,7 +580,7 @@ class AlertManager:
             return template
 
     def _title(self, alert_type: AlertType) -> str:
-        """"<site>: <alert type name>"."""
+        """ "<site>: <alert type name>"."""
         name = self._strings.get(
             f"component.{DOMAIN}.entity.event.alerts.state_attributes.event_type.state."
             f"{alert_type}",
@@ -610,7 +620,12 @@ class AlertManager:
         )
         self.alerts.append(alert)
         self._save_soon()
-        LOGGER.warning("%s: %s", alert.title, alert.message)
+        LOGGER.log(
+            logging.INFO if severity is Severity.INFO else logging.WARNING,
+            "%s: %s",
+            alert.title,
+            alert.message,
+        )
         self.coordinator.audit.record(
             now=now,
             actor=alert.source,
@@ -627,11 +642,25 @@ class AlertManager:
         self._schedule_escalation(alert)
         return alert
 
-    def _channels(self, targets: Iterable[str]) -> list[AlertChannel]:
-        """The always-on channels plus one notify channel per distinct target."""
+    def _channels(self, targets: Iterable[str], *, escalated: bool = False) -> list[AlertChannel]:
+        """The always-on channels, the added ones and one notify channel per distinct target."""
         channels: list[AlertChannel] = [self.notification, self._event]
+        channels.extend(c for c, escalation_only in self._extra if escalated or not escalation_only)
         channels.extend(NotifyChannel(self.hass, t) for t in dict.fromkeys(targets))
         return channels
+
+    @callback
+    def add_channel(self, channel: AlertChannel, *, escalation_only: bool = False) -> CALLBACK_TYPE:
+        """Send alerts through another channel too (e.g. SMS); returns its remover."""
+        item = (channel, escalation_only)
+        self._extra.append(item)
+
+        @callback
+        def _remove() -> None:
+            if item in self._extra:
+                self._extra.remove(item)
+
+        return _remove
 
     @callback
     def _deliver_soon(
@@ -728,7 +757,7 @@ class AlertManager:
         )
         # Without escalation targets the reminder goes to the usual targets again.
         targets = self.options.escalation_targets or self.options.notify_targets
-        self._deliver_soon(escalated, self._channels(targets), escalated=True)
+        self._deliver_soon(escalated, self._channels(targets, escalated=True), escalated=True)
 
     @callback
     def _put(self, alert: Alert) -> None:
@@ -988,4 +1017,3 @@ def async_setup_alert_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, service, handler, schema=schema, supports_response=response
         )
-

@@ -158,6 +158,22 @@ def notified(hass: HomeAssistant) -> dict[str, list[dict[str, Any]]]:
     return calls
 
 
+class FakeChannel:
+    """A channel as an SMS or push gateway would implement it: records what it was sent."""
+
+    def __init__(self, name: str, *, fail: bool = False) -> None:
+        """Named; optionally always failing."""
+        self.name = name
+        self.fail = fail
+        self.sent: list[tuple[str, bool]] = []
+
+    async def async_send(self, alert: Alert, *, escalated: bool) -> None:
+        """Record, or fail as a gateway that is down."""
+        if self.fail:
+            raise HomeAssistantError("gateway down")
+        self.sent.append((alert.alert_id, escalated))
+
+
 def manager_of(hass: HomeAssistant, entry: MockConfigEntry) -> AlertManager:
     """The entry's alert manager."""
     return hass.data[DATA_ALERTS][entry.entry_id]
@@ -215,16 +231,12 @@ def all_boards(
         command = rtdb.get_value(f"commands/{zone_id}") if rtdb else None
         return command is None or command["command"] == "ON"
 
-    return {
-        z: zone_records.get(z, board_record(soc=pct, relay=relay(z))) for z, *_ in ZONES
-    }
+    return {z: zone_records.get(z, board_record(soc=pct, relay=relay(z))) for z, *_ in ZONES}
 
 
 def event_state(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
     """The alert event entity's state."""
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "event", DOMAIN, f"{entry.entry_id}_alerts"
-    )
+    entity_id = er.async_get(hass).async_get_entity_id("event", DOMAIN, f"{entry.entry_id}_alerts")
     assert entity_id
     return hass.states.get(entity_id)
 
@@ -319,9 +331,18 @@ async def test_unacknowledged_critical_alert_escalates_once(
     notified: dict[str, list[dict[str, Any]]],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Nobody acknowledges the emergency: after 10 min it goes to the escalation targets."""
+    """Nobody acknowledges the emergency: after 10 min it goes to the escalation targets (and
+    to added channels: one for every alert, one only for escalations, one that fails)."""
     entry = init_integration
     manager = manager_of(hass, entry)
+    every, on_escalation, broken = (
+        FakeChannel("sms:every"),
+        FakeChannel("sms:duty"),
+        FakeChannel("sms:broken", fail=True),
+    )
+    manager.add_channel(every)
+    manager.add_channel(on_escalation, escalation_only=True)
+    remove = manager.add_channel(broken)
     await soc(hass, entry, rtdb, 8)  # 80 → 8: one alert, the emergency
     [alert] = manager.alerts
     assert alert.alert_type is AlertType.BATTERY_EMERGENCY
@@ -335,6 +356,11 @@ async def test_unacknowledged_critical_alert_escalates_once(
     assert escalated is not None and escalated.escalated_at is not None
     assert "notify.escalation" in escalated.delivered
     assert event_state(hass, entry).attributes["escalated"] is True
+    assert every.sent == [(alert.alert_id, False), (alert.alert_id, True)]
+    assert on_escalation.sent == [(alert.alert_id, True)]
+    assert "sms:broken" in escalated.failed and "sms:every" in escalated.delivered
+    remove()
+    assert all(c is not broken for c in manager._channels([], escalated=True))
     assert entry.runtime_data.audit.query(action="alert_escalated")
     await advance(hass, freezer, entry, rtdb, 30 * 60, lambda: all_boards(8, rtdb=rtdb))
     assert len(notified["escalation"]) == 1  # once
@@ -395,6 +421,7 @@ async def test_critical_zone_relay_off_alerts_after_a_minute(
     when it is back on."""
     entry = init_integration
     manager = manager_of(hass, entry)
+
     def broken() -> dict[str, Any]:
         return all_boards(Zone1=board_record(relay=False))
 
@@ -424,6 +451,7 @@ async def test_critical_zone_board_offline_alerts(
     """The clinic's board goes silent: offline after 2 min, an alert a minute later."""
     entry = init_integration
     manager = manager_of(hass, entry)
+
     def others() -> dict[str, Any]:
         return {z: board_record() for z, *_ in ZONES if z != "Zone1"}
 
@@ -570,6 +598,8 @@ async def test_get_alerts_history_and_filters(
     assert low["acknowledged_by"] == admin_user.id and low["acknowledged_by_name"] == "Admin"
     response = await call(hass, "get_alerts", {"config_entry": entry.entry_id, "limit": 1})
     assert response["count"] == 1
+    response = await call(hass, "acknowledge_alert", {"config_entry": entry.entry_id})
+    assert response == {"acknowledged": [newest["alert_id"]], "count": 1}  # every open one
     stranger = await hass.auth.async_create_user("Stranger", group_ids=["system-users"])
     with pytest.raises(Unauthorized):
         await call(hass, "get_alerts", {"config_entry": entry.entry_id}, stranger)
@@ -603,6 +633,8 @@ async def test_unload_cancels_timers_and_reload_restores_history(
     assert notified["escalation"] == []
     with pytest.raises(ServiceValidationError):
         await call(hass, "get_alerts", {"config_entry": entry.entry_id})
+    notification_id = manager.notification.notification_id(alert)
+    persistent_notification.async_dismiss(hass, notification_id)  # as after an HA restart
 
     rtdb.set_value("sensors/Zone1", board_record(soc=8))  # fresh again at the new time
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -611,6 +643,7 @@ async def test_unload_cancels_timers_and_reload_restores_history(
     restored = manager_of(hass, entry)
     assert restored is not manager
     assert [a.alert_id for a in restored.alerts] == [alert.alert_id]
+    assert notification_id in notifications(hass)  # the open alert is shown again
     await soc(hass, entry, rtdb, 8)
     assert len(restored.alerts) == 1  # still disarmed: no repeat after a restart
     # overdue at restore: escalated at once
