@@ -135,6 +135,40 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     return scenario
 
 
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """The JSON form of a scenario (what scenario_from_dict reads back)."""
+    bat = s.battery
+    res = bat.reserve
+    return {
+        "start": s.start.isoformat(), "slot_minutes": s.slot_minutes,
+        "history_days": s.history_days, "horizon_slots": s.horizon_slots,
+        "battery": {
+            "capacity_wh": bat.capacity_wh, "soc_pct": bat.soc_pct,
+            "max_charge_w": bat.max_charge_w, "max_discharge_w": bat.max_discharge_w,
+            "charge_eff": bat.charge_eff, "discharge_eff": bat.discharge_eff,
+            "reserve": {"critical_pct": res.critical_pct,
+                        "semi_critical_pct": res.semi_critical_pct,
+                        "non_critical_pct": res.non_critical_pct,
+                        "deferrable_pct": res.deferrable_pct},
+        },
+        "inverter_limit_w": s.inverter_limit_w,
+        "zones": [{"zone_id": z.zone_id, "name": z.name, "priority": z.priority.value,
+                   "rated_w": z.rated_w, "household": z.household, "min_on_s": z.min_on_s,
+                   "min_off_s": z.min_off_s} for z in s.zones],
+        "pv_w": list(s.pv_w),
+        "demand_w": {z: list(v) for z, v in s.demand_w.items()},
+        "jobs": [{"job_id": j.job_id, "zone_id": j.zone_id, "energy_wh": j.energy_wh,
+                  "earliest": j.earliest.isoformat(), "deadline": j.deadline.isoformat(),
+                  "splittable": j.splittable} for j in s.jobs],
+        "thresholds": {"conservation_pct": s.thresholds.conservation_pct,
+                       "emergency_pct": s.thresholds.emergency_pct,
+                       "critical_alert_pct": s.thresholds.critical_alert_pct,
+                       "hysteresis_pct": s.thresholds.hysteresis_pct,
+                       "min_on_s": s.thresholds.min_on_s, "min_off_s": s.thresholds.min_off_s},
+        "switch_cost": s.switch_cost,
+    }
+
+
 def _check(s: Scenario) -> None:
     """Reject scenarios whose arrays do not line up."""
     n = len(s.pv_w)

@@ -9,10 +9,13 @@ threshold baseline, against the perfect-foresight MILP's critical service. Figur
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from pathlib import Path
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -20,7 +23,7 @@ from bench.optimizer.milp import solve_milp
 from bench.optimizer.scenarios import SUITE, SuiteCase, build_case
 from optimizer.plan_model import CLASS_ORDER
 from optimizer.planner import plan
-from optimizer.simulate import simulate
+from optimizer.simulate import scenario_to_dict, simulate
 
 _SHORT = {"critical": "crit", "semi_critical": "semi", "non_critical": "non",
           "deferrable": "def"}
@@ -77,7 +80,7 @@ def run_case(case: SuiteCase, *, milp_seconds: float, repeats: int, with_milp: b
     return row
 
 
-def run_loop(case: SuiteCase, milp_row: dict | None) -> None:
+def run_loop(case: SuiteCase, milp_row: dict | None, dump_dir: Path) -> None:
     """Closed loop over the case's simulated day: planner (persistence) vs threshold."""
     started = time.perf_counter()
     planner = simulate(case.scenario, forecast_kind="persistence", policy="planner")
@@ -105,8 +108,11 @@ def run_loop(case: SuiteCase, milp_row: dict | None) -> None:
                  if res["plan_ms"] else ""))
     print(f"   perfect-foresight MILP critical served: {milp_crit}%   "
           f"non+def planner/threshold: {_ratio(low(planner), low(baseline))}")
-    print(f"   reproduce: python -m optimizer simulate <scenario> --forecast persistence "
-          f"(python -m bench.optimizer --case {case.name} --loop)")
+    dump_dir.mkdir(parents=True, exist_ok=True)
+    path = dump_dir / f"{case.name}.json"
+    path.write_text(json.dumps(scenario_to_dict(case.scenario)), encoding="utf-8")
+    print(f"   reproduce: python -m optimizer simulate {path} --forecast persistence "
+          "[--policy threshold]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", action="store_true",
                         help="closed-loop runs (default: on when no --case is given)")
     parser.add_argument("--no-loop", action="store_true")
+    parser.add_argument("--dump-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "microgrid-bench-optimizer",
+                        help="where the closed-loop scenarios are written as JSON")
     args = parser.parse_args(argv)
     print(f"python -m bench.optimizer {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"cpus {os.cpu_count()}; HiGHS threads 1; MILP time limit {args.milp_seconds:g} s per "
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if loop:
         for case, in_loop, row in rows:
             if in_loop or args.loop:
-                run_loop(case, row)
+                run_loop(case, row, args.dump_dir)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\ntotal {time.perf_counter() - started:.0f} s, process peak RSS {peak_rss_mib:.0f} MiB "
           "(HiGHS's memory is native: only the process peak RSS covers it)")

@@ -11,7 +11,7 @@ import pytest
 
 from optimizer.__main__ import main
 from optimizer.model import PriorityClass as P, Zone
-from optimizer.simulate import forecast, scenario_from_dict, simulate
+from optimizer.simulate import forecast, scenario_from_dict, scenario_to_dict, simulate
 from optimizer.threshold import ThresholdState, threshold_decide
 
 START = datetime(2025, 6, 21, tzinfo=UTC)
@@ -122,3 +122,9 @@ def test_example_scenario_loads() -> None:
     scenario = scenario_from_dict(json.loads(EXAMPLE.read_text()))
     assert scenario.first_slot == 288
     assert len(scenario.zones) == 5
+
+
+def test_scenario_round_trips_through_json() -> None:
+    scenario = scenario_from_dict(_scenario())
+    again = scenario_from_dict(json.loads(json.dumps(scenario_to_dict(scenario))))
+    assert again == scenario
