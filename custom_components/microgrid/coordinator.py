@@ -30,6 +30,7 @@ from .const import (
     TICK_INTERVAL,
 )
 from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
+from .learning import MLManager
 from .models import SiteConfig, SiteSnapshot, ZoneSnapshot
 from .optimizer.dispatch import DispatchInput, dispatch
 from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
@@ -92,6 +93,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
         self._day_base: dict[str, tuple[date, float]] = {}
         self.planner = PlanManager(hass, self)
+        self.ml = MLManager(hass, self)
         self.commands = CommandWriter(
             hass,
             entry_id=entry.entry_id,
@@ -142,6 +144,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 for z, o in self.overrides.items()
             },
             "energy_kwh": self.energy_kwh,
+            "learning": self.ml.diagnostics(),
         }
 
     @callback
@@ -178,6 +181,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
         entry.async_on_unload(async_track_time_interval(self.hass, self._async_tick, TICK_INTERVAL))
         self.planner.async_start()
+        self.ml.async_start()
         entry.async_create_background_task(
             self.hass, self.planner.async_replan("start"), f"{DOMAIN} first plan"
         )
@@ -408,6 +412,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 },
             )
             self.planner.note_change(now, soc, band_changed)
+            self.ml.observe(now, self._ml_sample(now, freshest, solar_w, load_w))
         self.decision = decision
         online = {z.zone_id: self.is_online(z.zone_id, now) for z in self.site.zones}
         confirmed = {
@@ -430,6 +435,27 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             online=online,
             confirmed=confirmed,
         )
+
+    def _ml_sample(
+        self,
+        now: datetime,
+        freshest: BoardReading,
+        solar_w: float | None,
+        load_w: float | None,
+    ) -> dict[str, float | None]:
+        """One sample for the learning history (online boards only)."""
+        sample: dict[str, float | None] = {
+            "soc": freshest.soc_pct,
+            "voltage": freshest.battery_voltage_v,
+            "pv": solar_w,
+            "load": load_w,
+        }
+        for zone in self.site.zones:
+            reading = self.readings.get(zone.zone_id)
+            if reading is not None and self.is_online(zone.zone_id, now):
+                sample[f"power:{zone.zone_id}"] = reading.output_power_w
+                sample[f"relay:{zone.zone_id}"] = 1.0 if reading.relay_on else 0.0
+        return sample
 
     @callback
     def _expire_overrides(self, now: datetime) -> None:
@@ -533,6 +559,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             zones=zones,
             solar_energy_kwh=self.energy_kwh.get("site:solar", 0.0),
             consumption_energy_kwh=self.energy_kwh.get("site:consumption", 0.0),
+            ml=self.ml.view(now, freshest.soc_pct if freshest else None),
             **self._plan_view(),
         )
 
@@ -687,4 +714,5 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 "failed": sorted(self.commands.failed),
             },
             "energy_kwh": self.energy_kwh,
+            "learning": self.ml.diagnostics(),
         }

@@ -99,6 +99,20 @@ class ZoneSnapshot:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MLView:
+    """What the learning entities show: sustain time, demand forecast, model health, anomalies."""
+
+    sustain_h: float | None = None  # hours to the emergency band (P50)
+    sustain_attrs: dict[str, Any] | None = None
+    forecast_next_w: float | None = None  # site demand in the next slot
+    forecast_attrs: dict[str, Any] | None = None
+    trained_at: datetime | None = None
+    health_attrs: dict[str, Any] = field(default_factory=dict)
+    zone_anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)  # active, by zone
+    site_anomaly: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SiteSnapshot:
     """The whole site at one instant: what every entity reads."""
 
@@ -117,6 +131,7 @@ class SiteSnapshot:
     plan_attrs: dict[str, Any] | None = None
     expected_unserved_wh: float | None = None
     unserved_by_class: dict[str, Any] | None = None
+    ml: MLView = field(default_factory=MLView)
 
     @property
     def net_w(self) -> float | None:

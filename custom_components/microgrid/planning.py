@@ -248,6 +248,8 @@ class PlanManager:
             longitude=self.hass.config.longitude,
             pv_peak_prior_w=limit,
         )
+        # A trained demand model, when there is one, replaces persistence zone by zone.
+        demand = {**demand, **(coordinator.ml.planner_demand(now, slots, zones) or {})}
         return PlanInput(
             now=now,
             battery=Battery(

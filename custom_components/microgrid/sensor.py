@@ -14,9 +14,11 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import (
     PERCENTAGE,
+    EntityCategory,
     UnitOfElectricPotential,
     UnitOfEnergy,
     UnitOfPower,
+    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -129,12 +131,40 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         attrs_fn=lambda s: s.unserved_by_class,
     ),
     SiteSensorDescription(
+        key="sustain_time",
+        translation_key="sustain_time",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.HOURS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.ml.sustain_h,
+        attrs_fn=lambda s: s.ml.sustain_attrs,
+    ),
+    SiteSensorDescription(
+        key="model_health",
+        translation_key="model_health",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: s.ml.trained_at,  # type: ignore[arg-type,return-value]
+        attrs_fn=lambda s: s.ml.health_attrs,
+    ),
+    SiteSensorDescription(
         key="operating_band",
         translation_key="operating_band",
         device_class=SensorDeviceClass.ENUM,
         options=[band.value for band in Band],
         value_fn=lambda s: s.band.value if s.band else None,
     ),
+)
+
+FORECAST_SENSOR = SiteSensorDescription(
+    key="demand_forecast",
+    translation_key="demand_forecast",
+    device_class=SensorDeviceClass.POWER,
+    native_unit_of_measurement=UnitOfPower.WATT,
+    suggested_display_precision=0,
+    value_fn=lambda s: s.ml.forecast_next_w,
+    attrs_fn=lambda s: s.ml.forecast_attrs,
 )
 
 ZONE_SENSORS: tuple[ZoneSensorDescription, ...] = (
@@ -169,6 +199,7 @@ async def async_setup_entry(
     """Add the site sensors and each zone's sensors (zones under their subentries)."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(SiteSensor(coordinator, d) for d in SITE_SENSORS)
+    async_add_entities([ForecastSensor(coordinator, FORECAST_SENSOR)])
     for zone in coordinator.site.zones:
         async_add_entities(
             (ZoneSensor(coordinator, zone.zone_id, d) for d in ZONE_SENSORS),
@@ -197,6 +228,13 @@ class SiteSensor(MicrogridEntity, SensorEntity):
         """Extra detail some site sensors carry."""
         data = self.coordinator.data
         return self.entity_description.attrs_fn(data) if data else None
+
+
+class ForecastSensor(SiteSensor):
+    """The site's demand forecast: the next slot as state, hourly means kept out of the recorder
+    (the full series is the `microgrid.get_forecast` action)."""
+
+    _unrecorded_attributes = frozenset({"hourly_w", "slot_start", "computed_at"})
 
 
 class ZoneSensor(MicrogridZoneEntity, SensorEntity):

@@ -1,4 +1,4 @@
-"""Actions: overrides, the audit log and the day plan (registered once, in async_setup)."""
+"""Actions: overrides, the audit log, the day plan and the learned models (registered once)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import voluptuous as vol
 
 from .const import DOMAIN
 from .coordinator import MicrogridCoordinator
+from .learning import report_attrs
 from .models import MicrogridConfigEntry
 from .permissions import Actor, async_actor
-from .planning import SLOT_MINUTES, WhatIf
+from .planning import HORIZON_SLOTS, SLOT_MINUTES, WhatIf
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
 ATTR_ZONE: Final = "zone"
@@ -40,6 +41,8 @@ SERVICE_OPTIMIZE: Final = "optimize"
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
 SERVICE_SIMULATE: Final = "simulate"
 SERVICE_APPLY_SCHEDULE: Final = "apply_schedule"
+SERVICE_RETRAIN: Final = "retrain"
+SERVICE_GET_FORECAST: Final = "get_forecast"
 
 ATTR_SOC: Final = "soc_pct"
 ATTR_PV_SCALE: Final = "pv_scale"
@@ -270,6 +273,31 @@ async def _async_apply_schedule(call: ServiceCall) -> ServiceResponse:
     return coordinator.planner.summary()
 
 
+async def _async_retrain(call: ServiceCall) -> ServiceResponse:
+    """Retrain the models now from the recorded history (admin, audited)."""
+    actor = await _admin(call)
+    coordinator = _coordinator(call)
+    report = await coordinator.ml.async_retrain("action")
+    coordinator.audit.record(
+        now=dt_util.utcnow(),
+        actor=actor.audit_id,
+        actor_name=actor.name,
+        action="retrain",
+        rows=report.rows,
+        method=report.method,
+    )
+    return report_attrs(report)
+
+
+async def _async_get_forecast(call: ServiceCall) -> ServiceResponse:
+    """The demand forecast over the planner's horizon: site, PV and each zone per slot."""
+    coordinator = _coordinator(call)
+    response = coordinator.ml.forecast_response(dt_util.utcnow(), HORIZON_SLOTS)
+    if response is None:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_forecast")
+    return response
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions."""
@@ -295,6 +323,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_GET_SCHEDULE, _async_get_schedule, ENTRY_SCHEMA, SupportsResponse.ONLY),
         (SERVICE_SIMULATE, _async_simulate, SIMULATE_SCHEMA, SupportsResponse.ONLY),
         (SERVICE_APPLY_SCHEDULE, _async_apply_schedule, APPLY_SCHEMA, SupportsResponse.OPTIONAL),
+        (SERVICE_RETRAIN, _async_retrain, ENTRY_SCHEMA, SupportsResponse.OPTIONAL),
+        (SERVICE_GET_FORECAST, _async_get_forecast, ENTRY_SCHEMA, SupportsResponse.ONLY),
     ):
         hass.services.async_register(
             DOMAIN, service, handler, schema=schema, supports_response=response
