@@ -304,6 +304,54 @@ def plan_job(
     return np.array(runs, dtype=int)
 
 
+def trajectory_wh(
+    load_w: np.ndarray, pv_w: np.ndarray, energy0_wh: float, phys: Physics
+) -> np.ndarray:
+    """Stored energy at every slot boundary (T+1), in closed form (charging clamps at full)."""
+    net = load_w - pv_w
+    inc = np.where(net >= 0, -net * phys.slot_h / phys.discharge_eff,
+                   np.minimum(-net, phys.max_charge_w) * phys.charge_eff * phys.slot_h)
+    acc = np.concatenate(([0.0], np.cumsum(inc)))
+    # x(t+1) = min(full, x(t) + inc(t))  =>  x(t) = acc(t) + min(x0, min_k<=t (full - acc(k)))
+    head = np.minimum.accumulate(np.concatenate(([energy0_wh], phys.capacity_wh - acc[1:])))
+    return acc + head
+
+
+def fill_tier(
+    *,
+    on: np.ndarray,
+    demand_w: np.ndarray,
+    reserve_wh: float,
+    fixed_load_w: np.ndarray,
+    target_wh: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+) -> np.ndarray:
+    """Round up after the DP: switch on any further zone (not only the next in fill order)
+    where the exact trajectory still keeps every floor, most PV surplus first."""
+    on = on.copy()
+    load = fixed_load_w + (on * demand_w).sum(axis=0)
+    for t in np.argsort(-(pv_w - load), kind="stable"):
+        candidates = [k for k in np.argsort(demand_w[:, t], kind="stable")
+                      if not on[k, t] and demand_w[k, t] > 0]
+        for k in candidates:  # smallest first: once one fails, larger ones fail too
+            new_w = load[t] + demand_w[k, t]
+            if not bool(power_ok(new_w, pv_w[t], phys)):
+                break
+            trial = load.copy()
+            trial[t] = new_w
+            energy = trajectory_wh(trial, pv_w, energy0_wh, phys)
+            tier_on = on.any(axis=0)
+            tier_on[t] = True
+            floor = np.where(tier_on, np.maximum(target_wh, reserve_wh), target_wh)
+            if np.any(energy[1:] < floor - _EPS_WH):
+                break
+            on[k, t] = True
+            load = trial
+    return on
+
+
 def _fill_order(zones: list[Zone], demand: dict[str, np.ndarray]) -> list[Zone]:
     """Zones of one class in fill order: smallest mean demand first, then by id."""
     return sorted(zones, key=lambda z: (float(demand[z.zone_id].mean()), z.zone_id))
@@ -377,11 +425,17 @@ def plan(inp: PlanInput) -> Plan:
             switch_penalty=inp.switch_cost / CLASS_WEIGHT_PER_WH[priority],
             level0=_level_now(zones, relay_on), force_full_above_wh=force,
         )
-        load = levels[np.arange(n_slots), chosen]
+        tier_demand = np.stack([demand[z.zone_id] for z in zones])
+        tier_on = fill_tier(
+            on=np.arange(len(zones))[:, None] < chosen[None, :], demand_w=tier_demand,
+            reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target, pv_w=pv,
+            energy0_wh=energy0, phys=phys,
+        )
+        load = (tier_on * tier_demand).sum(axis=0)
         fixed_load = fixed_load + load
-        floor_end = np.where(chosen > 0, np.maximum(floor_end, reserve_wh), floor_end)
+        floor_end = np.where(tier_on.any(axis=0), np.maximum(floor_end, reserve_wh), floor_end)
         for rank, zone in enumerate(zones):
-            zone_on[zone.zone_id] = chosen > rank
+            zone_on[zone.zone_id] = tier_on[rank].copy()
         served[priority] = float(load.sum() * phys.slot_h)
         wanted[priority] = float(levels[:, -1].sum() * phys.slot_h)
         if priority is PriorityClass.CRITICAL:
