@@ -25,6 +25,9 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_time_changed,
 )
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
 
 from custom_components.microgrid import learning
 from custom_components.microgrid.const import CONF_BATTERY_CAPACITY_WH, DOMAIN
@@ -508,3 +511,58 @@ async def test_rejected_impossible_values_are_anomalies(
     state = hass.states.get(_entity(hass, entry, "Zone2_anomaly", "binary_sensor"))
     assert state is not None and state.state == "on"
     assert state.attributes["type"] == "impossible_value"
+
+
+@pytest.fixture
+def mock_recorder_before_hass(async_test_recorder: Any) -> None:
+    """Let a test in this module set up the recorder (its patches must precede `hass`)."""
+
+
+async def test_training_history_is_read_from_the_recorder(
+    recorder_mock: Any,
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    mock_config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The site's own entities, found by unique id, come back as 5-minute means."""
+    freezer.move_to("2026-03-02T09:59:59+00:00")
+    for zone_id in ZONE_IDS:
+        rtdb.set_value(f"sensors/{zone_id}", board_record())
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await _started(mock_config_entry)
+    coordinator = mock_config_entry.runtime_data.coordinator
+    ml = coordinator.ml
+    await _set_boards(rtdb, coordinator)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=1))
+    start = dt_util.utcnow()  # a slot boundary: what held before counts from here
+    freezer.tick(timedelta(minutes=5))
+    # Zone1 draws 300 W for the next slot, then its relay opens (no power); the other boards
+    # keep reporting (a silent board's sensors go unavailable: NaN).
+    for zone1 in ({"power": 300.0}, {"relay": False}):
+        now = dt_util.utcnow()
+        for zone_id in ZONE_IDS:
+            rtdb.set_value(
+                f"sensors/{zone_id}", board_record(at=now, **(zone1 if zone_id == "Zone1" else {}))
+            )
+        await wait_for(
+            lambda now=now: all(
+                abs((coordinator.readings[z].received_at - now).total_seconds()) < 1
+                for z in ZONE_IDS
+            )
+        )
+        await hass.async_block_till_done()
+        freezer.tick(timedelta(minutes=5))
+    await async_wait_recording_done(hass)
+    roles = ml.entity_roles()
+    assert set(roles) >= {"load", "pv", "soc", "voltage", "power:Zone1", "relay:Zone4"}
+    h = await ml.async_recorded_history(start, dt_util.utcnow())
+    assert h.timestamps[0] == start.timestamp() and np.all(np.diff(h.timestamps) == 300.0)
+    np.testing.assert_allclose(h.zone_power_w["Zone1"][:3], [100.0, 300.0, 0.0])
+    np.testing.assert_allclose(h.zone_relay_on["Zone1"][:3], [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(h.zone_power_w["Zone2"][:3], [100.0] * 3)
+    np.testing.assert_allclose(h.soc_pct[:3], [80.0] * 3)
+    np.testing.assert_allclose(h.site_load_w[:2], [400.0, 600.0])
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
