@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import time
 from typing import Any
 
@@ -44,18 +45,25 @@ async def test_signed_reading_is_ingested_and_decided_on(
     assert coordinator.band is not None and coordinator.band.value == "emergency"
 
 
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        ({"token": _token(_claims(), secret="not-the-site-secret-at-all")}, 401),
-        ({"token": _token({**_claims(), "exp": int(time.time()) - 10})}, 401),
-        ({"token": _token({k: v for k, v in _claims().items() if k != "node"})}, 401),
-        ({"token": 42}, 400),
-        (["not", "an", "object"], 400),
-        ({"token": _token(_claims("Ghost"))}, 404),
-        ({"token": _token({**_claims(), "reading": {"batteryPercentage": "low"}})}, 400),
-    ],
-)
+# Bodies are built when the test runs: tokens made at import time would expire before use.
+BAD_BODIES: dict[str, tuple[Callable[[], Any], int]] = {
+    "forged": (lambda: {"token": _token(_claims(), secret="not-the-site-secret-at-all")}, 401),
+    "expired": (lambda: {"token": _token({**_claims(), "exp": int(time.time()) - 10})}, 401),
+    "no_node": (
+        lambda: {"token": _token({k: v for k, v in _claims().items() if k != "node"})},
+        401,
+    ),
+    "token_not_text": (lambda: {"token": 42}, 400),
+    "not_an_object": (lambda: ["not", "an", "object"], 400),
+    "unknown_zone": (lambda: {"token": _token(_claims("Ghost"))}, 404),
+    "bad_record": (
+        lambda: {"token": _token({**_claims(), "reading": {"batteryPercentage": "low"}})},
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_BODIES))
 async def test_bad_webhook_readings_are_refused(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
@@ -68,7 +76,8 @@ async def test_bad_webhook_readings_are_refused(
     webhook_id, _ = await async_webhook_id(hass, init_integration.entry_id)
     coordinator = init_integration.runtime_data.coordinator
     before = coordinator.readings["Zone3"]
-    resp = await client.post(f"/api/webhook/{webhook_id}", json=body)
+    make_body, status = BAD_BODIES[kind]
+    resp = await client.post(f"/api/webhook/{webhook_id}", json=make_body())
     assert resp.status == status
     assert coordinator.readings["Zone3"] == before
 
