@@ -68,8 +68,7 @@ async def test_bad_webhook_readings_are_refused(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     init_integration: MockConfigEntry,
-    body: Any,
-    status: int,
+    kind: str,
 ) -> None:
     """Forged, expired, malformed and unknown-zone readings change nothing."""
     client = await hass_client_no_auth()
