@@ -49,9 +49,10 @@ FORECAST_SLOTS = 49 * 60 // SAMPLE_MINUTES  # covers a 48 h what-if started up t
 FORECAST_FRESH = timedelta(minutes=15)  # older forecasts do not feed the planner or sustain
 RETRAIN_INTERVAL = timedelta(days=7)
 REFRESH_INTERVAL = timedelta(minutes=5)
-# A back-test skill below this (MAE at or above seasonal persistence's on the same held-out week)
-# means the regression no longer earns its place: repair issue, planner back on persistence.
-DEGRADED_SKILL = 0.0
+# Back-test skill = 1 - MAE / seasonal persistence's MAE on the same held-out week. Below 0 the
+# forecasts fall back on persistence; below -0.1 (10 % worse, beyond week-to-week noise) a repair
+# issue asks for attention.
+DEGRADED_SKILL = -0.1
 # Rejected board records whose values are impossible count as impossible-value anomalies.
 IMPOSSIBLE_REASONS = frozenset({"out_of_range", "not_finite"})
 FORECAST_HOURLY = 24  # hourly means in the forecast sensor's (unrecorded) attribute
@@ -560,7 +561,14 @@ class MLManager:
         self.training = True
         try:
             now = dt_util.utcnow()
-            history = await self.async_recorded_history(now - timedelta(days=TRAIN_DAYS), now)
+            try:
+                history = await self.async_recorded_history(
+                    now - timedelta(days=TRAIN_DAYS), now
+                )
+            except Exception as err:
+                # Database errors come in many types; the buffer may still be enough.
+                LOGGER.warning("Could not read the recorded history (%s): %s", trigger, err)
+                history = empty_history(self.zones)
             if history.size < MIN_TRAIN_SLOTS:
                 buffered = self.buffer.history(self.zones)
                 history = buffered if buffered.size > history.size else history
@@ -640,17 +648,25 @@ class MLManager:
 
     @property
     def degraded(self) -> bool:
-        """The trained demand model back-tests no better than seasonal persistence."""
+        """The trained demand model back-tests clearly worse than seasonal persistence."""
         if self.models is None:
             return False
         skill = self.models.report.skill
         return skill is not None and skill < DEGRADED_SKILL
 
     @property
+    def prefer_persistence(self) -> bool:
+        """The trained demand model back-tested worse than seasonal persistence."""
+        if self.models is None:
+            return True
+        skill = self.models.report.skill
+        return skill is not None and skill < 0.0
+
+    @property
     def forecaster(self) -> DemandForecaster:
         """The trained forecaster, or seasonal persistence (no scikit-learn) until there is one
         that beats it."""
-        if self.models is not None and not self.degraded:
+        if self.models is not None and not self.prefer_persistence:
             return self.models.demand
         return DemandForecaster(
             slot_minutes=MODEL_SLOT_MINUTES,
@@ -673,11 +689,16 @@ class MLManager:
         recent = self.recent_history()
         if recent.size == 0:
             return
-        result = await self.hass.async_add_executor_job(
-            lambda: predict_and_score(
-                self.forecaster, self.detector, recent, now_s=now.timestamp()
+        try:
+            result = await self.hass.async_add_executor_job(
+                lambda: predict_and_score(
+                    self.forecaster, self.detector, recent, now_s=now.timestamp()
+                )
             )
-        )
+        except (ValueError, ArithmeticError, IndexError) as err:
+            # Keep the last forecast and anomalies: it ages out of the planner by itself.
+            LOGGER.warning("Forecast and anomaly run failed: %s", err)
+            return
         if result.forecast is not None:
             site = self.coordinator.site
             # The planner's own PV forecast (ml/ forecasts demand only).
@@ -773,7 +794,7 @@ class MLManager:
 
         Only zones measured while on in the recent history get one; others keep persistence.
         """
-        if self.models is None or self.degraded or self.forecast is None:
+        if self.prefer_persistence or self.forecast is None:
             return None
         if self.forecast.method != METHOD_REGRESSION:
             return None

@@ -465,7 +465,7 @@ async def test_a_trained_model_feeds_the_planner_until_it_degrades(
     hass: HomeAssistant, init_integration: MockConfigEntry, trained: store.TrainedModels
 ) -> None:
     """With a trained forecaster the plan's zone demand is the learned series; a model that
-    back-tests worse than persistence raises a repair issue and persistence returns."""
+    back-tests worse than persistence gives way to it, and clearly worse raises a repair."""
     entry = init_integration
     coordinator = entry.runtime_data.coordinator
     ml = coordinator.ml
@@ -494,8 +494,16 @@ async def test_a_trained_model_feeds_the_planner_until_it_degrades(
     await hass.async_block_till_done()
     health = hass.states.get(_entity(hass, entry, "model_health", "sensor"))
     assert health is not None and health.attributes["degraded"] is True
-    ml._install(store.loads(store.dumps(trained)))
+    # Slightly worse than persistence (within noise): persistence forecasts, no repair issue.
+    mild = store.loads(store.dumps(trained))
+    mild.demand.report = replace(mild.report, mae_backtest=105.0, mae_persistence_backtest=100.0)
+    ml._install(mild)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    await ml.async_refresh()
+    assert ml.forecast.method == "seasonal_persistence"
+    ml._install(store.loads(store.dumps(trained)))
+    await ml.async_refresh()
+    assert ml.forecast.method == "regression"
 
 
 async def test_rejected_impossible_values_are_anomalies(
