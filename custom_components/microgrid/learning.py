@@ -528,6 +528,9 @@ class MLManager:
         if not roles:
             return empty_history(self.zones)
         instance = get_instance(self.hass)
+        # At start the recorder may still be migrating its database.
+        if not await instance.async_db_ready:
+            return empty_history(self.zones)
         series = await instance.async_add_executor_job(
             _recorded_series, self.hass, roles, start, end
         )
@@ -674,12 +677,12 @@ class MLManager:
             utc_offset_s=(dt_util.now().utcoffset() or timedelta()).total_seconds(),
         )
 
-    @property
-    def detector(self) -> AnomalyDetector:
-        """The trained detector, else the physical checks."""
+    def detector(self, seen: tuple[str, ...]) -> AnomalyDetector:
+        """The trained detector, else the physical checks for the zones `seen` reporting (a
+        board that never reported since start is the board-online sensor's business)."""
         if self.models is not None:
             return self.models.anomaly
-        return physics_stats(AnomalyDetector(), self.zones)
+        return physics_stats(AnomalyDetector(), seen)
 
     # ---- the 5-minute run -------------------------------------------------------------
 
@@ -692,7 +695,7 @@ class MLManager:
         try:
             result = await self.hass.async_add_executor_job(
                 lambda: predict_and_score(
-                    self.forecaster, self.detector, recent, now_s=now.timestamp()
+                    self.forecaster, self.detector(recent.zones), recent, now_s=now.timestamp()
                 )
             )
         except (ValueError, ArithmeticError, IndexError) as err:
@@ -729,7 +732,7 @@ class MLManager:
 
     def _rejected_as_anomalies(self, now: datetime) -> list[Anomaly]:
         """Impossible values the protocol refused (they never reach the history)."""
-        window = self.detector.config.window_s
+        window = self.detector(()).config.window_s
         found: dict[str, Anomaly] = {}
         for item in self.coordinator.recent_rejections:
             if item["reason"] not in IMPOSSIBLE_REASONS:

@@ -434,6 +434,33 @@ async def test_a_stuck_relay_raises_the_zone_anomaly_and_one_event(
     assert fired[0]["score"] > 1 and dt_util.parse_datetime(fired[0]["at"]) is not None
 
 
+async def test_a_board_that_stops_reporting_is_an_anomaly(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The pump's board goes quiet for 20 minutes while the others report: board_silent."""
+    entry = init_integration
+    coordinator = entry.runtime_data.coordinator
+    for _ in range(4):
+        freezer.tick(timedelta(minutes=5))
+        now = dt_util.utcnow()
+        for zone_id in ("Zone1", "Zone2", "Zone3"):
+            rtdb.set_value(f"sensors/{zone_id}", board_record(at=now))
+        await wait_for(
+            lambda now=now: abs((coordinator.readings["Zone3"].received_at - now).total_seconds())
+            < 1
+        )
+    await coordinator.ml.async_refresh()
+    await hass.async_block_till_done()
+    silent = hass.states.get(_entity(hass, entry, "Zone4_anomaly", "binary_sensor"))
+    assert silent is not None and silent.state == "on"
+    assert silent.attributes["type"] == "board_silent"
+    awake = hass.states.get(_entity(hass, entry, "Zone1_anomaly", "binary_sensor"))
+    assert awake is not None and awake.state == "off"
+
+
 async def test_get_forecast_covers_the_planner_horizon(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
