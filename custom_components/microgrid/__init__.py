@@ -41,6 +41,7 @@ from .const import (
 )
 from .coordinator import MicrogridCoordinator
 from .firebase import FirebaseAuthError, FirebaseLink
+from .learning import model_path, remove_models
 from .models import MicrogridConfigEntry, MicrogridRuntimeData, SiteConfig, zone_from_subentry
 from .optimizer.model import Thresholds
 from .services import async_setup_services
@@ -156,6 +157,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -
     if unloaded:
         await entry.runtime_data.audit.async_flush()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -> None:
+    """A removed site takes its trained models with it."""
+    await hass.async_add_executor_job(remove_models, model_path(hass, entry.entry_id))
 
 
 __all__ = ["CONF_ZONE_ID"]

@@ -207,6 +207,19 @@ def write_models(path: str, models: store.TrainedModels) -> int:
     return len(data)
 
 
+def model_path(hass: HomeAssistant, entry_id: str) -> str:
+    """Where a site's trained models are stored."""
+    return hass.config.path(".storage", f"{DOMAIN}.{entry_id}.models")
+
+
+def remove_models(path: str) -> None:
+    """Delete stored models if there are any (blocking: executor)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def read_models(path: str) -> store.TrainedModels | None:
     """The stored models, None if there are none (blocking: executor; ModelFormatError if bad)."""
     try:
@@ -421,7 +434,7 @@ class MLManager:
         self.hass = hass
         self.coordinator = coordinator
         entry_id = coordinator.config_entry.entry_id
-        self.model_path = hass.config.path(".storage", f"{DOMAIN}.{entry_id}.models")
+        self.model_path = model_path(hass, entry_id)
         self.buffer = SampleBuffer()
         self.models: store.TrainedModels | None = None
         self.forecast: Forecast | None = None

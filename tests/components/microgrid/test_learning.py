@@ -297,6 +297,23 @@ async def test_retrain_is_admin_only_and_stores_a_model_that_loads_back(
     assert entry.runtime_data.audit.query(action="retrain")
 
 
+async def test_removing_the_site_removes_its_models(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    trained: store.TrainedModels,
+    config_dir: Path,
+) -> None:
+    """No trained model outlives its site."""
+    path = config_dir / ".storage" / f"{DOMAIN}.{mock_config_entry.entry_id}.models"
+    await hass.async_add_executor_job(write_models, str(path), trained)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await _started(mock_config_entry)
+    assert _ml(mock_config_entry).models is not None
+    assert await hass.config_entries.async_remove(mock_config_entry.entry_id)
+    assert not await hass.async_add_executor_job(path.exists)
+
+
 async def test_models_train_at_start_when_missing_and_then_weekly(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
