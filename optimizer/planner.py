@@ -139,14 +139,15 @@ def plan_levels(
     values: list[np.ndarray] = [np.zeros(0)] * (n_slots + 1)
     values[n_slots] = np.zeros(points)
     reward = levels_w * phys.slot_h
-    has_load = np.arange(n_levels) > 0
+    # The reserve binds only where the class draws power: a zone "on" at 0 W takes nothing.
+    has_load = levels_w > 0
     for t in range(n_slots - 1, 0, -1):
         total = fixed_load_w[t] + levels_w[t]
         nxt = step_energy_wh(grids[t][None, :], total[:, None], pv_w[t], phys)
         ok = (
             power_ok(total, pv_w[t], phys)[:, None]
             & (nxt >= target_wh[t] - _EPS_WH)
-            & (~has_load[:, None] | (nxt >= reserve_wh - _EPS_WH))
+            & (~has_load[t][:, None] | (nxt >= reserve_wh - _EPS_WH))
         )
         cont = _interp_rows(nxt, grids[t + 1], np.broadcast_to(values[t + 1], (1, points)))
         q = np.where(ok, reward[t][:, None] + cont, _NEG)
@@ -161,7 +162,7 @@ def plan_levels(
         ok = (
             power_ok(total, pv_w[t], phys)
             & (nxt >= target_wh[t] - _EPS_WH)
-            & (~has_load | (nxt >= reserve_wh - _EPS_WH))
+            & (~has_load[t] | (nxt >= reserve_wh - _EPS_WH))
         )
         ok[0] = True  # the fixed load alone is feasible by construction of target_wh
         if force_full_above_wh is not None and energy >= force_full_above_wh:
@@ -342,7 +343,7 @@ def fill_tier(
             trial = load.copy()
             trial[t] = new_w
             energy = trajectory_wh(trial, pv_w, energy0_wh, phys)
-            tier_on = on.any(axis=0)
+            tier_on = (on * demand_w).sum(axis=0) > 0
             tier_on[t] = True
             floor = np.where(tier_on, np.maximum(target_wh, reserve_wh), target_wh)
             if np.any(energy[1:] < floor - _EPS_WH):
@@ -433,7 +434,7 @@ def plan(inp: PlanInput) -> Plan:
         )
         load = (tier_on * tier_demand).sum(axis=0)
         fixed_load = fixed_load + load
-        floor_end = np.where(tier_on.any(axis=0), np.maximum(floor_end, reserve_wh), floor_end)
+        floor_end = np.where(load > 0, np.maximum(floor_end, reserve_wh), floor_end)
         for rank, zone in enumerate(zones):
             zone_on[zone.zone_id] = tier_on[rank].copy()
         served[priority] = float(load.sum() * phys.slot_h)
