@@ -25,6 +25,7 @@ from .plan_model import (
     JobPlan,
     Plan,
     PlanInput,
+    service_weight,
 )
 
 GRID_POINTS = 64
@@ -138,7 +139,7 @@ def plan_levels(
     grids = _grids(target_wh, energy0_wh, phys, points)
     values: list[np.ndarray] = [np.zeros(0)] * (n_slots + 1)
     values[n_slots] = np.zeros(points)
-    reward = levels_w * phys.slot_h
+    reward = levels_w * phys.slot_h * service_weight(np.arange(n_slots), phys.slot_h)[:, None]
     # The reserve binds only where the class draws power: a zone "on" at 0 W takes nothing.
     has_load = levels_w > 0
     for t in range(n_slots - 1, 0, -1):
@@ -353,6 +354,79 @@ def fill_tier(
     return on
 
 
+def _row_switches(row: np.ndarray, was_on: bool) -> int:
+    """Relay changes along one zone's row, the first slot counted against the relay now."""
+    seq = np.concatenate(([was_on], row))
+    return int(np.count_nonzero(seq[1:] != seq[:-1]))
+
+
+def advance_tier(
+    *,
+    on: np.ndarray,
+    demand_w: np.ndarray,
+    reserve_wh: float,
+    fixed_load_w: np.ndarray,
+    target_wh: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+    was_on: np.ndarray,
+) -> np.ndarray:
+    """Serve now rather than later: move one of a zone's later on-slots into an earlier off-slot
+    wherever the time-weighted energy grows, no relay switch is added, every floor holds and the
+    stored energy after the vacated slot is nowhere lower (so nothing later, lower tiers included,
+    pays for it). Exact moves on the real trajectory, so the DP's interpolation noise cannot
+    decide the timing of equally good plans."""
+    on = on.copy()
+    n_slots = on.shape[1]
+    weight = service_weight(np.arange(n_slots), phys.slot_h)
+    load = fixed_load_w + (on * demand_w).sum(axis=0)
+    energy = trajectory_wh(load, pv_w, energy0_wh, phys)
+
+    def try_move(k: int, t: int, src: int) -> bool:
+        nonlocal load, energy
+        if weight[t] * demand_w[k, t] <= weight[src] * demand_w[k, src]:
+            return False
+        if not bool(power_ok(load[t] + demand_w[k, t], pv_w[t], phys)):
+            return False
+        row = on[k].copy()
+        row[t], row[src] = True, False
+        if _row_switches(row, bool(was_on[k])) > _row_switches(on[k], bool(was_on[k])):
+            return False
+        trial = load.copy()
+        trial[t] += demand_w[k, t]
+        trial[src] -= demand_w[k, src]
+        new_energy = trajectory_wh(trial, pv_w, energy0_wh, phys)
+        trial_on = on.copy()
+        trial_on[k] = row
+        drawing = (trial_on * demand_w).sum(axis=0) > 0
+        floor = np.where(drawing, np.maximum(target_wh, reserve_wh), target_wh)
+        if (np.any(new_energy[1:] < floor - _EPS_WH)
+                or np.any(new_energy[src + 1 :] < energy[src + 1 :] - _EPS_WH)):
+            return False
+        on[k] = row
+        load, energy = trial, new_energy
+        return True
+
+    for k in range(on.shape[0]):
+        t = 0
+        while t < n_slots - 1:
+            if on[k, t] or demand_w[k, t] <= 0:
+                t += 1
+                continue
+            later = np.flatnonzero(on[k, t + 1 :])
+            if len(later) == 0:
+                break
+            first = t + 1 + int(later[0])  # the next on-slot ...
+            last = first  # ... and the end of its run (moving that one slides the run earlier)
+            while last + 1 < n_slots and on[k, last + 1]:
+                last += 1
+            moved = try_move(k, t, first) or (last != first and try_move(k, t, last))
+            # after a move, retry one slot earlier so a whole run can slide toward now
+            t = t - 1 if moved and t > 0 and not on[k, t - 1] else t + 1
+    return on
+
+
 def _fill_order(zones: list[Zone], demand: dict[str, np.ndarray]) -> list[Zone]:
     """Zones of one class in fill order: smallest mean demand first, then by id."""
     return sorted(zones, key=lambda z: (float(demand[z.zone_id].mean()), z.zone_id))
@@ -431,6 +505,11 @@ def plan(inp: PlanInput) -> Plan:
             on=np.arange(len(zones))[:, None] < chosen[None, :], demand_w=tier_demand,
             reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target, pv_w=pv,
             energy0_wh=energy0, phys=phys,
+        )
+        tier_on = advance_tier(
+            on=tier_on, demand_w=tier_demand, reserve_wh=reserve_wh, fixed_load_w=fixed_load,
+            target_wh=target, pv_w=pv, energy0_wh=energy0, phys=phys,
+            was_on=np.array([relay_on.get(z.zone_id, False) for z in zones], dtype=bool),
         )
         load = (tier_on * tier_demand).sum(axis=0)
         fixed_load = fixed_load + load

@@ -233,3 +233,62 @@ def test_property_job_delivered_whenever_milp_can(inp: PlanInput) -> None:
     assert result.served_wh[P.CRITICAL] <= exact.served_wh[P.CRITICAL] + 1e-3
     if exact.served_wh[P.DEFERRABLE] >= inp.jobs[0].energy_wh - 1e-6:
         assert result.jobs[0].complete, (exact.served_wh, result.served_wh)
+
+
+# --- dusk: serve now rather than later (time preference) ---------------------------------------
+
+DUSK = datetime(2025, 10, 1, 18, tzinfo=UTC)
+
+
+def _dusk_input(*, homes_relay_on: bool) -> PlanInput:
+    """Dusk, battery 80 % of 5 kWh; clinic 150 W, street lights 200 W until midnight, homes
+    400 W, pump 300 W (one 2 h job next day); PV zero for 14 h, then a clear-sky day."""
+    slots = 288
+    hours = np.arange(slots) * 5 / 60
+    day = np.clip(hours - 14, 0, 10)
+    pv = np.where(hours >= 14, 2500.0 * np.sin(np.pi * day / 10), 0.0)
+    zones = (_zone("Clinic", P.CRITICAL, 150), _zone("Lights", P.SEMI_CRITICAL, 200),
+             _zone("Homes", P.NON_CRITICAL, 400), _zone("Pump", P.DEFERRABLE, 300))
+    return PlanInput(
+        now=DUSK,
+        battery=Battery(capacity_wh=5000, soc_pct=80, max_charge_w=2000, max_discharge_w=2000),
+        inverter_limit_w=2000, zones=zones, pv_w=tuple(pv),
+        demand_w={"Lights": tuple(np.where(hours < 6, 200.0, 0.0))},
+        jobs=(DeferrableJob(zone_id="Pump", energy_wh=600, earliest=DUSK + timedelta(hours=15),
+                            deadline=DUSK + timedelta(hours=23), job_id="pump"),),
+        relay_on={"Clinic": True, "Lights": True, "Homes": homes_relay_on},
+        horizon_slots=slots,
+    )
+
+
+@pytest.mark.parametrize("homes_relay_on", [True, False])
+def test_dusk_serves_homes_now_not_later(homes_relay_on: bool, monkeypatch) -> None:
+    import optimizer.planner as planner_module
+
+    inp = _dusk_input(homes_relay_on=homes_relay_on)
+    result = plan(inp)
+    monkeypatch.setattr(planner_module, "service_weight",
+                        lambda index, slot_h: np.ones(np.shape(index)))
+    untimed = plan(inp)  # the same planner without the time preference
+    homes = np.array(result.zone_on["Homes"])
+    night = homes[: 14 * 12]
+    assert night.any(), "the energy allows homes for the first hours of the night"
+    # Served from now, in one run, then shed (not shed now and served later in the night).
+    n_on = int(night.sum())
+    assert night[:n_on].all() and not night[n_on:].any()
+    # The lights' reserve holds nothing back once they draw nothing: it was used for homes.
+    assert result.soc_pct[14 * 12] < inp.battery.reserve.semi_critical_pct
+    # Only the timing moved: the energy of every class is unchanged (non-critical within 0.5 %).
+    assert result.served_wh[P.NON_CRITICAL] == pytest.approx(
+        untimed.served_wh[P.NON_CRITICAL], rel=5e-3)
+    for cls in (P.CRITICAL, P.SEMI_CRITICAL, P.DEFERRABLE):
+        assert result.served_wh[cls] == pytest.approx(untimed.served_wh[cls], abs=1e-6)
+    assert result.switches <= untimed.switches
+    assert np.allclose(np.array(result.soc_pct) / 100 * 5000, _replay_soc(inp, result))
+
+
+def test_time_preference_only_breaks_ties() -> None:
+    # No battery to speak of and PV only in slot 3: the non-critical zone can only run there.
+    zones = (_zone("n", P.NON_CRITICAL, 100),)
+    result = plan(_input(soc=0, cap=100, pv=[0, 0, 0, 500, 0, 0], zones=zones, slots=6))
+    assert result.zone_on["n"] == (False, False, False, True, False, False)
