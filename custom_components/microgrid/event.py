@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from homeassistant.components.event import EventEntity
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .alerts import SIGNAL_ALERT, Alert, AlertType
-from .coordinator import MicrogridCoordinator
-from .entity import MicrogridEntity
+from .const import DOMAIN
 from .models import MicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -21,27 +21,33 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One alert event entity per site."""
-    async_add_entities([MicrogridAlertEvent(entry.runtime_data.coordinator)])
+    async_add_entities([MicrogridAlertEvent(entry.entry_id)])
 
 
-class MicrogridAlertEvent(MicrogridEntity, EventEntity):
-    """Fires `battery_low`, `battery_emergency`, … with the alert as attributes."""
+class MicrogridAlertEvent(EventEntity):
+    """Fires `battery_low`, `battery_emergency`, … with the alert as attributes.
 
+    Not a coordinator entity: alerts matter most when the site's data is failing, so this
+    entity stays available and fires regardless.
+    """
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
     _attr_translation_key = "alerts"
     _attr_event_types = [t.value for t in AlertType]
 
-    def __init__(self, coordinator: MicrogridCoordinator) -> None:
-        """The site's alerts."""
-        super().__init__(coordinator, "alerts")
+    def __init__(self, entry_id: str) -> None:
+        """The alerts of one site, on the site's device."""
+        self._entry_id = entry_id
+        self._attr_unique_id = f"{entry_id}_alerts"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, entry_id)})
 
     async def async_added_to_hass(self) -> None:
         """Listen for the site's alerts."""
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
-                self.hass,
-                SIGNAL_ALERT.format(self.coordinator.config_entry.entry_id),
-                self._async_alert,
+                self.hass, SIGNAL_ALERT.format(self._entry_id), self._async_alert
             )
         )
 

@@ -10,9 +10,11 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 from hypothesis import given, settings, strategies as st
 import pytest
@@ -467,9 +469,11 @@ async def test_command_failed_alerts(
     init_integration: MockConfigEntry,
     notified: dict[str, list[dict[str, Any]]],
 ) -> None:
-    """A failed command alerts (critical for a critical zone); other sites' events are ignored."""
+    """A failed command alerts (critical for a critical zone); other sites' events are ignored;
+    the event entity fires even while the site's data is failing."""
     entry = init_integration
     manager = manager_of(hass, entry)
+    entry.runtime_data.coordinator.async_set_update_error(UpdateFailed("database down"))
     base = {"command": "OFF", "attempts": 5, "reason": "battery_emergency"}
     hass.bus.async_fire(EVENT_COMMAND_FAILED, {**base, "entry_id": "other", "zone_id": "Zone4"})
     hass.bus.async_fire(
@@ -487,8 +491,15 @@ async def test_command_failed_alerts(
     assert "Water pump did not confirm the OFF command after 5 attempts" in (
         manager.alerts[0].message
     )
-    assert event_state(hass, entry).attributes["event_type"] == "command_failed"
+    state = event_state(hass, entry)
+    assert state.state != STATE_UNAVAILABLE
+    assert state.attributes["event_type"] == "command_failed"
     assert len(notified["test_target"]) == 2
+    # the entity sits on the site's device
+    entity = er.async_get(hass).async_get(state.entity_id)
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, entry.entry_id)})
+    assert entity is not None and device is not None and entity.device_id == device.id
+    assert device.name == "Village"
 
 
 async def test_send_alert_is_admin_only_and_reaches_a_household(
