@@ -31,7 +31,7 @@ from .plan_model import (
 GRID_POINTS = 64
 _EPS_WH = 1e-6
 _NEG = -1e18
-_TIE = 1e-9  # prefers the higher level when values tie (serve now rather than later)
+_TIE = 1e-9  # prefers the higher level when values tie exactly
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -372,11 +372,10 @@ def advance_tier(
     phys: Physics,
     was_on: np.ndarray,
 ) -> np.ndarray:
-    """Serve now rather than later: move one of a zone's later on-slots into an earlier off-slot
-    wherever the time-weighted energy grows, no relay switch is added, every floor holds and the
-    stored energy after the vacated slot is nowhere lower (so nothing later, lower tiers included,
-    pays for it). Exact moves on the real trajectory, so the DP's interpolation noise cannot
-    decide the timing of equally good plans."""
+    """Serve now rather than later: move a zone's later on-slots into earlier off-slots (exact)."""
+    # A move needs: more time-weighted energy, no added relay switch, every floor kept on the
+    # exact trajectory, and stored energy after the vacated slot nowhere lower (nothing after it
+    # pays). Exact moves, because the DP's interpolation noise dwarfs the time preference.
     on = on.copy()
     n_slots = on.shape[1]
     weight = service_weight(np.arange(n_slots), phys.slot_h)
@@ -506,11 +505,13 @@ def plan(inp: PlanInput) -> Plan:
             reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target, pv_w=pv,
             energy0_wh=energy0, phys=phys,
         )
-        tier_on = advance_tier(
-            on=tier_on, demand_w=tier_demand, reserve_wh=reserve_wh, fixed_load_w=fixed_load,
-            target_wh=target, pv_w=pv, energy0_wh=energy0, phys=phys,
-            was_on=np.array([relay_on.get(z.zone_id, False) for z in zones], dtype=bool),
-        )
+        if force is None:  # critical zones already follow the emergency rule slot by slot
+            tier_on = advance_tier(
+                on=tier_on, demand_w=tier_demand, reserve_wh=reserve_wh,
+                fixed_load_w=fixed_load, target_wh=target, pv_w=pv, energy0_wh=energy0,
+                phys=phys,
+                was_on=np.array([relay_on.get(z.zone_id, False) for z in zones], dtype=bool),
+            )
         load = (tier_on * tier_demand).sum(axis=0)
         fixed_load = fixed_load + load
         floor_end = np.where(load > 0, np.maximum(floor_end, reserve_wh), floor_end)
