@@ -7,6 +7,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .alerts import DATA_ALERTS
 from .const import CONF_COMMAND_SECRET, CONF_DATABASE_URL, CONF_SERVICE_ACCOUNT
 from .models import MicrogridConfigEntry
 
@@ -29,4 +30,9 @@ async def async_get_config_entry_diagnostics(
         ],
         "state": async_redact_data(coordinator.diagnostics(), TO_REDACT),
         "audit_entries": len(entry.runtime_data.audit),
+        "alerts": (
+            manager.query(limit=50)
+            if (manager := hass.data.get(DATA_ALERTS, {}).get(entry.entry_id))
+            else []
+        ),
     }

@@ -26,6 +26,9 @@ async def test_diagnostics_are_redacted(
     rtdb.set_value("sensors/Zone3", {**board_record(), "outputPower": "lots"})
     coordinator = init_integration.runtime_data.coordinator
     await wait_for(lambda: bool(coordinator.rejections))
+    rtdb.set_value("sensors/Zone1", board_record(soc=8.0))  # raises one battery alert
+    await wait_for(lambda: coordinator.band is not None and coordinator.band.value == "emergency")
+    await hass.async_block_till_done()
     await wait_for(lambda: coordinator.commands.in_flight == 0 and coordinator.commands.writes > 0)
     dump = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
     text = json.dumps(dump)
@@ -34,9 +37,10 @@ async def test_diagnostics_are_redacted(
     assert f"127.0.0.1:{rtdb.port}" not in text
     assert dump["entry"]["data"]["command_secret"] == "**REDACTED**"
     # what is useful stays: readings, the rejection with its reason, command counters
-    assert dump["state"]["readings"]["Zone1"]["soc_pct"] == 80.0
+    assert dump["state"]["readings"]["Zone1"]["soc_pct"] == 8.0
     assert any(r["reason"] == "wrong_type" for r in dump["state"]["recent_rejections"])
     assert dump["state"]["commands"]["writes"] >= 1
+    assert [a["alert_type"] for a in dump["alerts"]] == ["battery_emergency"]
     assert {s["data"]["zone_id"] for s in dump["subentries"] if s["type"] == "zone"} == {
         "Zone1",
         "Zone2",
