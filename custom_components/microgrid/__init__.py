@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 import json
 
 from homeassistant.const import Platform
@@ -105,7 +106,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     raw_key = entry.data.get(CONF_SERVICE_ACCOUNT)
     try:
         key = json.loads(raw_key) if isinstance(raw_key, str) and raw_key.strip() else raw_key
-        auth = auth_for(session, entry.data[CONF_DATABASE_URL], key or None)
+        # Loading and checking the PEM key is CPU work: off the event loop, like the signing.
+        auth = await hass.async_add_executor_job(
+            partial(
+                auth_for,
+                session,
+                entry.data[CONF_DATABASE_URL],
+                key or None,
+                run_blocking=hass.async_add_executor_job,
+            )
+        )
     except (ValueError, FirebaseAuthError) as err:
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN, translation_key="invalid_auth"
