@@ -56,13 +56,17 @@ class AnomalyConfig:
     spike_sigmas: float = 10.0
     spike_tail_factor: float = 2.0  # and above this many times the largest clean residual
     drift_window_s: float = 3 * SECONDS_PER_DAY  # a slow rise shows over days, not hours
-    drift_quantile: float = 0.02  # the floor: heating and fridges cycle, a leak never stops
-    # Floor rise above its clean level (after the rise all zones share): relative, absolute
-    # and in clean spreads. An electrically heated home's winter floor swings by ±100 %, so
-    # these trade recall for ~2 % false alarms per zone-day there (bench/ml.py).
-    drift_rel: float = 0.5
+    # A leak persists: the floor must stand out over the last `drift_persist_s` and over the
+    # whole `drift_window_s`, at both quantiles (heating and fridges cycle, a leak never stops).
+    drift_persist_s: float = 2 * SECONDS_PER_DAY
+    drift_quantile: float = 0.02
+    drift_quantile_high: float = 0.05
+    # Every floor must exceed its clean level, relative to the other zones' floors (cold weather
+    # lifts all zones, a leak one), by this many robust spreads of that log ratio in training
+    # (tuned on bench/ml.py's tuning split, --anomaly-offset-weeks 8 --seed 1, not the report)
+    # and by at least `drift_floor_w`.
+    drift_sigmas: float = 2.25
     drift_floor_w: float = 10.0
-    drift_sigmas: float = 4.0
     voltage_sigmas: float = 6.0
     voltage_min_samples: int = 3
     max_zone_power_w: float = 50_000.0
@@ -84,6 +88,10 @@ class ZoneStats:
     base_spread_w: float
     scale_w: float
     sample_interval_s: float
+    # Per drift check (window, quantile): the clean log ratio of this zone's floor to the other
+    # zones' median floor (to 1 W on a one-zone site) and its robust spread. Empty: no check.
+    drift_log_offset: tuple[float, ...] = ()
+    drift_log_scale: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +160,55 @@ def rolling_floors_w(
     return np.asarray(out)
 
 
+_DRIFT_LOG_OFFSET_W = 10.0  # keeps the log of a near-zero floor finite and calm
+_DRIFT_MIN_LOG_SCALE = 0.05  # no floor repeats to better than ~5 %, however calm training was
+
+
+def drift_checks(config: AnomalyConfig) -> tuple[tuple[float, float], ...]:
+    """(window_s, quantile) of every floor a base-load drift must lift."""
+    return tuple(
+        (w, q)
+        for w in (config.drift_persist_s, config.drift_window_s)
+        for q in (config.drift_quantile, config.drift_quantile_high)
+    )
+
+
+def window_floor_w(
+    ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None, *, end_s: float,
+    window_s: float, quantile: float,
+) -> float:
+    """Floor over [end_s - window_s, end_s) (NaN when the data covers under 60 % of it)."""
+    lo, hi = np.searchsorted(ts, [end_s - window_s, end_s])
+    if hi <= lo or ts[lo] > end_s - 0.6 * window_s:
+        return float("nan")
+    return floor_w(power_w[lo:hi], None if relay is None else relay[lo:hi], quantile)
+
+
+def _log_floors(
+    h: History, zone: str, ends: np.ndarray, config: AnomalyConfig
+) -> np.ndarray:
+    """log(floor + offset) per drift check (rows) and window end (columns)."""
+    p = h.zone_power_w[zone]
+    p = np.where(p > config.max_zone_power_w, np.nan, p)
+    relay = h.zone_relay_on.get(zone)
+    out = np.array([
+        [window_floor_w(h.timestamps, p, relay, end_s=e, window_s=w, quantile=q) for e in ends]
+        for w, q in drift_checks(config)
+    ]).reshape(len(drift_checks(config)), ends.size)
+    return np.log(np.maximum(out, 0.0) + _DRIFT_LOG_OFFSET_W)
+
+
+def _median_rows(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Elementwise median of `rows`, ignoring NaN (zeros when there are none: one zone)."""
+    if not rows:
+        return np.zeros(shape)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        return np.nanmedian(np.stack(rows), axis=0)
+
+
 def _window_features(
     ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None, scale_w: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -212,6 +269,7 @@ class AnomalyDetector:
         c = self.config
         ts = history.timestamps
         windows = []
+        drift = self._fit_drift(history)
         for zone in history.zones:
             p = history.zone_power_w.get(zone)
             if p is None or not np.isfinite(p).any():
@@ -238,6 +296,8 @@ class AnomalyDetector:
                 base_spread_w=_mad(bases) if bases.size > 2 else 0.0,
                 scale_w=max(scale, 1.0),
                 sample_interval_s=interval,
+                drift_log_offset=drift.get(zone, ((), ()))[0],
+                drift_log_scale=drift.get(zone, ((), ()))[1],
             )
             x, _ = _window_features(ts, p, relay, max(scale, 1.0))
             windows.append(x)
@@ -253,6 +313,29 @@ class AnomalyDetector:
             clean = self.forest.score_samples(feats)
             self.forest_threshold = float(np.quantile(clean, c.pattern_quantile))
         return self
+
+    def _fit_drift(self, history: History) -> dict[str, tuple[tuple[float, ...], ...]]:
+        """Per zone: the clean log ratio of each floor to the other zones' and its spread."""
+        c = self.config
+        ts = history.timestamps
+        zones = [z for z in history.zones if np.isfinite(history.zone_power_w.get(z, [])).any()]
+        if ts.size == 0 or not zones:
+            return {}
+        first = np.ceil(ts[0] / SECONDS_PER_DAY) * SECONDS_PER_DAY + c.drift_window_s
+        ends = np.arange(first, ts[-1] + 3600.0, SECONDS_PER_DAY)
+        logs = {z: _log_floors(history, z, ends, c) for z in zones}
+        out = {}
+        for zone in zones:
+            ref = _median_rows([logs[o] for o in zones if o != zone], logs[zone].shape)
+            ratio = logs[zone] - ref
+            ok = np.isfinite(ratio).all(axis=0)
+            if ok.sum() < 5:  # too few days to know how the floor moves
+                continue
+            out[zone] = (
+                tuple(float(np.median(r[ok])) for r in ratio),
+                tuple(max(_mad(r[ok]), _DRIFT_MIN_LOG_SCALE) for r in ratio),
+            )
+        return out
 
     @staticmethod
     def _fit_voltage(history: History) -> VoltageModel | None:
@@ -351,43 +434,36 @@ class AnomalyDetector:
                 out += pattern
         return out
 
-    def _floor_now_w(self, h: History, zone: str, now: float) -> float:
-        """The zone's base-load floor over the drift window (NaN: too little data)."""
-        c = self.config
-        sel = h.timestamps >= now - c.drift_window_s
-        p = h.zone_power_w.get(zone)
-        if p is None or not sel.any() or h.timestamps[sel][0] > now - 0.6 * c.drift_window_s:
-            return float("nan")  # too short a look to judge a floor
-        relay = h.zone_relay_on.get(zone)
-        p = np.where(p > c.max_zone_power_w, np.nan, p)
-        return floor_w(p[sel], None if relay is None else relay[sel], c.drift_quantile)
-
     def _score_drift(self, h: History, now: float) -> list[Anomaly]:
-        """Zones whose floor rose well above its clean level, beyond what all zones share."""
+        """Zones whose every floor rose well above its clean ratio to the other zones' floors."""
         c = self.config
-        ratios, floors = {}, {}
-        for zone, stats in self.zone_stats.items():
-            floors[zone] = self._floor_now_w(h, zone, now)
-            if np.isfinite(floors[zone]) and stats.base_w > 0:
-                ratios[zone] = floors[zone] / stats.base_w
+        n_checks = len(drift_checks(c))
+        fitted = [z for z, s in self.zone_stats.items()
+                  if len(s.drift_log_offset) == n_checks and z in h.zone_power_w]
+        end = np.array([now])
+        logs = {z: _log_floors(h, z, end, c)[:, 0] for z in fitted}
         out = []
-        for zone, stats in self.zone_stats.items():
-            base = floors[zone]
-            if not (np.isfinite(base) and np.isfinite(stats.base_w)):
-                continue
-            others = [r for z, r in ratios.items() if z != zone]
+        for zone in fitted:
+            stats = self.zone_stats[zone]
+            own = logs[zone]
+            others = [logs[o] for o in fitted if o != zone and np.isfinite(logs[o]).all()]
+            if not np.isfinite(own).all() or (len(fitted) > 1 and not others):
+                continue  # too short a look, or nothing to tell a leak from the weather
             # Cold weather or the season lifts every zone's floor; a leak or theft lifts one.
-            common = max(float(np.median(others)), 1.0) if len(others) >= 2 else 1.0
-            expected = stats.base_w * common
-            margin = max(
-                c.drift_rel * expected, c.drift_floor_w, c.drift_sigmas * stats.base_spread_w
-            )
-            excess = base - expected
-            if excess > margin:
+            ref = np.median(others, axis=0) if others else np.zeros(n_checks)
+            expected = ref + np.asarray(stats.drift_log_offset)
+            sigmas = float(np.min((own - expected) / np.asarray(stats.drift_log_scale)))
+            rise_w = float(np.min(np.exp(own) - np.exp(expected)))
+            if sigmas > c.drift_sigmas and rise_w > c.drift_floor_w:
                 out.append(Anomaly(
-                    zone_id=zone, type=BASE_LOAD_DRIFT, score=excess / margin,
+                    zone_id=zone, type=BASE_LOAD_DRIFT, score=sigmas / c.drift_sigmas,
                     at=float(h.timestamps[-1]),
-                    detail={"base_w": base, "clean_base_w": stats.base_w, "common_rise": common},
+                    detail={
+                        "base_w": float(np.exp(own[-2]) - _DRIFT_LOG_OFFSET_W),
+                        "clean_base_w": float(np.exp(expected[-2]) - _DRIFT_LOG_OFFSET_W),
+                        "rise_w": rise_w,
+                        "sigmas": sigmas,
+                    },
                 ))
         return out
 

@@ -17,6 +17,7 @@ from ml.anomaly import (
     VOLTAGE_SOC_MISMATCH,
     AnomalyConfig,
     AnomalyDetector,
+    ZoneStats,
 )
 
 from .synth import DAY_S, START_S, site_history
@@ -164,3 +165,51 @@ def test_empty_history_trains_and_reports_every_zone_silent() -> None:
     h = empty_history(("Zone1",))
     found = AnomalyDetector().fit(h).score(h, now=1e9)
     assert [(a.zone_id, a.type) for a in found] == [("Zone1", BOARD_SILENT)]
+
+
+def _three_days(seed: int = 7):
+    return site_history(days=3, seed=seed, start_s=START_S + 8 * DAY_S)
+
+
+def test_drift_must_persist_over_days(detector) -> None:
+    h = _three_days()
+    last_day = h.timestamps >= h.timestamps[-1] - DAY_S + 300
+    # The same 60 W rise on the last day only (a cold night, a guest): not a leak.
+    brief = h.zone_power_w["Zone1"] + 60.0 * last_day
+    assert _types(detector, _with_zone(h, "Zone1", power=brief)) == set()
+    # Held for all three days it is.
+    held = h.zone_power_w["Zone1"] + 60.0
+    assert _types(detector, _with_zone(h, "Zone1", power=held)) == {("Zone1", BASE_LOAD_DRIFT)}
+
+
+def test_drift_shared_by_every_zone_is_the_weather(detector) -> None:
+    h = _three_days()
+    cold = {z: p * 1.8 for z, p in h.zone_power_w.items()}  # every floor up 80 %
+    assert BASE_LOAD_DRIFT not in {t for _, t in _types(detector, replace(h, zone_power_w=cold))}
+    alone = {**h.zone_power_w, "Zone1": h.zone_power_w["Zone1"] * 1.8}
+    found = detector.score(replace(h, zone_power_w=alone), now=h.timestamps[-1] + 300)
+    drift = [a for a in found if a.type == BASE_LOAD_DRIFT]
+    assert [a.zone_id for a in drift] == ["Zone1"]
+    assert drift[0].score > 1 and drift[0].detail["rise_w"] > 10.0
+
+
+def test_drift_stats_survive_the_model_store(detector) -> None:
+    from dataclasses import asdict
+
+    stats = detector.zone_stats["Zone1"]
+    assert len(stats.drift_log_offset) == len(stats.drift_log_scale) == 4
+    assert all(s > 0 for s in stats.drift_log_scale)
+    # ml/store.py saves ZoneStats and AnomalyConfig as asdict() and rebuilds them with **.
+    assert ZoneStats(**asdict(stats)) == stats
+    assert AnomalyConfig(**asdict(detector.config)) == detector.config
+
+
+def test_zone_without_drift_stats_is_not_judged(detector) -> None:
+    h = _three_days()
+    held = _with_zone(h, "Zone1", power=h.zone_power_w["Zone1"] + 200.0)
+    bare = AnomalyDetector()
+    bare.zone_stats = {
+        z: replace(s, drift_log_offset=(), drift_log_scale=())
+        for z, s in detector.zone_stats.items()
+    }
+    assert BASE_LOAD_DRIFT not in {a.type for a in bare.score(held, now=h.timestamps[-1] + 300)}
