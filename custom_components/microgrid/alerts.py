@@ -8,10 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
+import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import aiohttp
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
@@ -25,6 +28,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, selector
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.storage import Store
@@ -34,7 +38,9 @@ from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid_now
 import voluptuous as vol
 
-from .const import DOMAIN, EVENT_COMMAND_FAILED, LOGGER
+from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider
+from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
+from .firebase import FirebaseError
 from .optimizer.model import PriorityClass, Thresholds
 from .permissions import Actor, async_actor, households_of
 
@@ -48,6 +54,28 @@ CONF_ESCALATION_TARGETS: Final = "escalation_targets"
 CONF_ESCALATION_MINUTES: Final = "escalation_minutes"
 DEFAULT_ESCALATION_MINUTES: Final = 10
 MAX_ESCALATION_MINUTES: Final = 1440
+CONF_TWILIO_ACCOUNT_SID: Final = "twilio_account_sid"
+CONF_TWILIO_AUTH_TOKEN: Final = "twilio_auth_token"
+CONF_TWILIO_FROM: Final = "twilio_from"  # the sending number, E.164
+CONF_SMS_TARGETS: Final = "sms_targets"  # E.164 numbers that get critical alerts by SMS
+CONF_FCM_TOPIC: Final = "fcm_topic"
+CONF_FCM_TOKENS: Final = "fcm_tokens"  # FCM registration tokens of the site's phones
+SMS_PUSH_OPTIONS: Final = (
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
+    CONF_SMS_TARGETS,
+    CONF_FCM_TOPIC,
+    CONF_FCM_TOKENS,
+)
+
+# The gateways' production endpoints, read at set-up (tests point them at loopback fakes).
+TWILIO_BASE_URL = "https://api.twilio.com"
+FCM_BASE_URL = "https://fcm.googleapis.com"
+FCM_SCOPE: Final = "https://www.googleapis.com/auth/firebase.messaging"
+# Below DELIVERY_TIMEOUT_S; covers the FCM token mint and the send together.
+GATEWAY_TIMEOUT_S = 20.0
+SMS_MAX_CHARS: Final = 1600  # Twilio's limit for one message body
 
 STORAGE_VERSION = 1
 MAX_ALERTS = 500
@@ -62,6 +90,12 @@ SIGNAL_ALERT: Final = f"{DOMAIN}_alert_{{}}"  # .format(entry_id); payload (aler
 DATA_ALERTS: HassKey[dict[str, AlertManager]] = HassKey(f"{DOMAIN}_alerts")
 
 _TARGET = re.compile(r"^notify\.[a-z0-9_]+$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_PHONE_SEPARATORS = re.compile(r"[\s().\-]")
+_TWILIO_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_TWILIO_TOKEN = re.compile(r"^[0-9A-Za-z]{16,64}$")
+_FCM_TOPIC = re.compile(r"^[a-zA-Z0-9\-_.~%]{1,900}$")  # FCM's own topic pattern
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{20,4096}$")
 
 
 class Severity(StrEnum):
@@ -70,6 +104,11 @@ class Severity(StrEnum):
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for critical."""
+        return list(Severity).index(self)
 
 
 class AlertType(StrEnum):
@@ -220,6 +259,98 @@ def target_exists(hass: HomeAssistant, target: str) -> bool:
     )
 
 
+def normalize_phone(text: str) -> str | None:
+    """The E.164 form ("+15551234567") of a number typed with spaces, dashes, dots or brackets."""
+    number = _PHONE_SEPARATORS.sub("", text.strip())
+    return number if _E164.match(number) else None
+
+
+def valid_twilio_sid(text: str) -> bool:
+    """A Twilio account SID: "AC" and 32 hex digits."""
+    return bool(_TWILIO_SID.match(text))
+
+
+def valid_twilio_token(text: str) -> bool:
+    """A Twilio auth token: letters and digits only (32 hex digits today)."""
+    return bool(_TWILIO_TOKEN.match(text))
+
+
+def valid_fcm_topic(text: str) -> bool:
+    """A topic name FCM accepts."""
+    return bool(_FCM_TOPIC.match(text))
+
+
+def valid_fcm_token(text: str) -> bool:
+    """Something shaped like an FCM registration token."""
+    return bool(_FCM_TOKEN.match(text))
+
+
+def _phones(raw: Any) -> tuple[str, ...]:
+    """Normalized, de-duplicated E.164 numbers from an option value."""
+    out: list[str] = []
+    for item in raw if isinstance(raw, list | tuple) else ([raw] if raw else []):
+        number = normalize_phone(str(item))
+        if number is None:
+            LOGGER.warning("Ignoring the SMS target %r: not an E.164 phone number", item)
+        elif number not in out:
+            out.append(number)
+    return tuple(out)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmsOptions:
+    """Twilio credentials, the sending number and who gets critical alerts by SMS."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    from_number: str
+    targets: tuple[str, ...]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SmsOptions | None:
+        """From an entry's options; None (with a warning when half-filled) unless complete."""
+        sid = str(options.get(CONF_TWILIO_ACCOUNT_SID) or "").strip()
+        token = str(options.get(CONF_TWILIO_AUTH_TOKEN) or "").strip()
+        sender = normalize_phone(str(options.get(CONF_TWILIO_FROM) or ""))
+        targets = _phones(options.get(CONF_SMS_TARGETS))
+        if not (sid or token or targets or options.get(CONF_TWILIO_FROM)):
+            return None
+        if not (valid_twilio_sid(sid) and valid_twilio_token(token) and sender and targets):
+            LOGGER.warning(
+                "SMS alerts are off: the Twilio account SID, auth token, sending number and at "
+                "least one E.164 target are all needed"
+            )
+            return None
+        return cls(account_sid=sid, auth_token=token, from_number=sender, targets=targets)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PushOptions:
+    """Where FCM push alerts go: a topic and/or device registration tokens."""
+
+    topic: str | None
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PushOptions | None:
+        """From an entry's options; None when no valid destination is set."""
+        topic = str(options.get(CONF_FCM_TOPIC) or "").strip() or None
+        if topic is not None and not valid_fcm_topic(topic):
+            LOGGER.warning("Ignoring the FCM topic %r: not a valid topic name", topic)
+            topic = None
+        raw = options.get(CONF_FCM_TOKENS)
+        tokens: list[str] = []
+        for item in raw if isinstance(raw, list | tuple) else ([raw] if raw else []):
+            token = str(item).strip()
+            if not valid_fcm_token(token):
+                LOGGER.warning("Ignoring an FCM token that is not a registration token")
+            elif token not in tokens:
+                tokens.append(token)
+        if topic is None and not tokens:
+            return None
+        return cls(topic=topic, tokens=tuple(tokens))
+
+
 # ---- pure decisions ------------------------------------------------------------------------
 
 
@@ -295,7 +426,7 @@ def escalation_due(alert: Alert, delay: timedelta) -> datetime | None:
 
 
 class AlertChannel(Protocol):
-    """Somewhere an alert goes. Twilio SMS or FCM push would be further implementations."""
+    """Somewhere an alert goes (notify, persistent notification, event, Twilio SMS, FCM push)."""
 
     name: str
 
@@ -374,6 +505,162 @@ class EventEntityChannel:
         async_dispatcher_send(self._hass, self._signal, alert, escalated)
 
 
+class GatewayError(HomeAssistantError):
+    """An SMS or push gateway did not take an alert (logged and recorded, never raised out)."""
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    """A JSON object body; anything else is {}."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def sms_body(alert: Alert) -> str:
+    """The SMS text: title and message, within one Twilio message."""
+    text = f"{alert.title}\n{alert.message}"
+    return text if len(text) <= SMS_MAX_CHARS else text[: SMS_MAX_CHARS - 1] + "…"
+
+
+class TwilioSmsChannel:
+    """One phone number, by SMS through Twilio's Messages API (one HTTPS POST per alert)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        sms: SmsOptions,
+        to: str,
+        *,
+        base_url: str = TWILIO_BASE_URL,
+        timeout_s: float = GATEWAY_TIMEOUT_S,
+    ) -> None:
+        """For one E.164 number."""
+        self._session = session
+        self._sms = sms
+        self._to = to
+        self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{sms.account_sid}/Messages.json"
+        self._timeout_s = timeout_s
+        self.name = f"sms:{to}"
+
+    async def async_send(self, alert: Alert, *, escalated: bool) -> None:
+        """POST the message; anything but 2xx raises GatewayError."""
+        form = {"To": self._to, "From": self._sms.from_number, "Body": sms_body(alert)}
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._session.post(
+                    self._url,
+                    data=form,
+                    auth=aiohttp.BasicAuth(self._sms.account_sid, self._sms.auth_token),
+                ) as resp,
+            ):
+                status = resp.status
+                raw = await resp.read()
+        except TimeoutError:
+            raise GatewayError(f"Twilio: no answer within {self._timeout_s:g} s") from None
+        except aiohttp.ClientError as err:
+            raise GatewayError(f"Twilio: {type(err).__name__}: {err}") from None
+        if not 200 <= status < 300:
+            body = _json_body(raw)
+            raise GatewayError(
+                f"Twilio: HTTP {status}: error {body.get('code', '?')}: "
+                f"{body.get('message', 'no reason given')}"
+            )
+
+
+def fcm_message(
+    alert: Alert, *, escalated: bool, destination: Mapping[str, str], entry_id: str
+) -> dict[str, Any]:
+    """The FCM HTTP v1 request body for one destination ({"topic": …} or {"token": …})."""
+    data = {
+        "entry_id": entry_id,
+        "alert_id": alert.alert_id,
+        "alert_type": str(alert.alert_type),
+        "severity": str(alert.severity),
+        "escalated": "true" if escalated else "false",
+        "created_at": alert.created_at.isoformat(),
+    }
+    if alert.zone_id is not None:
+        data["zone_id"] = alert.zone_id
+    if alert.soc_pct is not None:
+        data["soc_pct"] = f"{alert.soc_pct:g}"
+    return {
+        "message": {
+            **destination,
+            "notification": {"title": alert.title, "body": alert.message},
+            "data": data,  # FCM wants every data value as a string
+        }
+    }
+
+
+class FcmPushChannel:
+    """One FCM destination (a topic or a device token) through the HTTP v1 API."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        auth: TokenProvider,
+        *,
+        project_id: str,
+        entry_id: str,
+        topic: str | None = None,
+        token: str | None = None,
+        base_url: str = FCM_BASE_URL,
+        timeout_s: float = GATEWAY_TIMEOUT_S,
+    ) -> None:
+        """For a topic or a registration token (exactly one)."""
+        if (topic is None) == (token is None):
+            raise ValueError("an FCM channel needs exactly one of topic and token")
+        self._session = session
+        self._auth = auth
+        self._entry_id = entry_id
+        self._destination = {"topic": topic} if topic is not None else {"token": str(token)}
+        self._url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
+        self._timeout_s = timeout_s
+        # A token is a credential for one phone: only its start names the channel.
+        self.name = f"fcm:topic:{topic}" if topic is not None else f"fcm:token:{str(token)[:12]}"
+
+    async def async_send(self, alert: Alert, *, escalated: bool) -> None:
+        """POST the message with a Bearer token; one retry with a fresh token after a 401."""
+        body = fcm_message(
+            alert, escalated=escalated, destination=self._destination, entry_id=self._entry_id
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                status, raw = await self._post(body)
+                if status == 401:  # revoked or expired early: mint a new token once
+                    self._auth.invalidate()
+                    status, raw = await self._post(body)
+        except TimeoutError:
+            raise GatewayError(f"FCM: no answer within {self._timeout_s:g} s") from None
+        except aiohttp.ClientError as err:
+            raise GatewayError(f"FCM: {type(err).__name__}: {err}") from None
+        except FirebaseError as err:
+            raise GatewayError(f"FCM: no access token: {err}") from None
+        if not 200 <= status < 300:
+            error = _json_body(raw).get("error")
+            error = error if isinstance(error, dict) else {}
+            codes = [
+                d.get("errorCode")
+                for d in error.get("details") or ()
+                if isinstance(d, dict) and d.get("errorCode")
+            ]
+            raise GatewayError(
+                f"FCM: HTTP {status}: {error.get('status', '?')} {','.join(codes)} "
+                f"{error.get('message', 'no reason given')}"
+            )
+
+    async def _post(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        """One authenticated send; (status, body)."""
+        token = await self._auth.async_get_token()
+        async with self._session.post(
+            self._url, json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            return resp.status, await resp.read()
+
+
 def member_notify_targets(hass: HomeAssistant, user_ids: Iterable[str]) -> tuple[str, ...]:
     """The mobile-app notify actions of these HA users' phones."""
     users = set(user_ids)
@@ -387,6 +674,24 @@ def member_notify_targets(hass: HomeAssistant, user_ids: Iterable[str]) -> tuple
 
 
 # ---- the manager ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _AddedChannel:
+    """A channel added with add_channel and which alerts it takes."""
+
+    channel: AlertChannel
+    escalation_only: bool
+    min_severity: Severity
+    site_target: bool
+
+    def takes(self, *, escalated: bool, severity: Severity, site_targets: bool) -> bool:
+        """Whether an alert of this kind goes through the channel."""
+        return (
+            (escalated or not self.escalation_only)
+            and severity.rank >= self.min_severity.rank
+            and (site_targets or not self.site_target)
+        )
 
 
 @dataclass(kw_only=True)
@@ -423,7 +728,7 @@ class AlertManager:
         )
         self.notification = PersistentNotificationChannel(hass, entry.entry_id)
         self._event = EventEntityChannel(hass, entry.entry_id)
-        self._extra: list[tuple[AlertChannel, bool]] = []  # (channel, on escalation only)
+        self._extra: list[_AddedChannel] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -638,21 +943,49 @@ class AlertManager:
             severity=severity,
         )
         targets = [*(self.options.notify_targets if site_targets else ()), *extra_targets]
-        self._deliver_soon(alert, self._channels(targets), escalated=False)
+        channels = self._channels(targets, severity=severity, site_targets=site_targets)
+        self._deliver_soon(alert, channels, escalated=False)
         self._schedule_escalation(alert)
         return alert
 
-    def _channels(self, targets: Iterable[str], *, escalated: bool = False) -> list[AlertChannel]:
-        """The always-on channels, the added ones and one notify channel per distinct target."""
+    def _channels(
+        self,
+        targets: Iterable[str],
+        *,
+        escalated: bool = False,
+        severity: Severity = Severity.CRITICAL,
+        site_targets: bool = True,
+    ) -> list[AlertChannel]:
+        """The always-on channels, the added ones that take this alert, one per notify target."""
         channels: list[AlertChannel] = [self.notification, self._event]
-        channels.extend(c for c, escalation_only in self._extra if escalated or not escalation_only)
+        channels.extend(
+            added.channel
+            for added in self._extra
+            if added.takes(escalated=escalated, severity=severity, site_targets=site_targets)
+        )
         channels.extend(NotifyChannel(self.hass, t) for t in dict.fromkeys(targets))
         return channels
 
     @callback
-    def add_channel(self, channel: AlertChannel, *, escalation_only: bool = False) -> CALLBACK_TYPE:
-        """Send alerts through another channel too (e.g. SMS); returns its remover."""
-        item = (channel, escalation_only)
+    def add_channel(
+        self,
+        channel: AlertChannel,
+        *,
+        escalation_only: bool = False,
+        min_severity: Severity = Severity.INFO,
+        site_target: bool = False,
+    ) -> CALLBACK_TYPE:
+        """Send alerts through another channel too; returns its remover.
+
+        `min_severity` keeps lesser alerts off it (SMS: critical only); a `site_target` channel
+        is skipped, like the notify targets, when a message is sent with site_targets=False.
+        """
+        item = _AddedChannel(
+            channel=channel,
+            escalation_only=escalation_only,
+            min_severity=min_severity,
+            site_target=site_target,
+        )
         self._extra.append(item)
 
         @callback
@@ -699,6 +1032,10 @@ class AlertManager:
                 await channel.async_send(alert, escalated=escalated)
             except (HomeAssistantError, vol.Invalid, TimeoutError) as err:
                 LOGGER.warning("Alert %s not delivered to %s: %s", alert_id, channel.name, err)
+                return False
+            except Exception:
+                # A faulty channel must not cost the others their delivery record.
+                LOGGER.exception("Alert %s not delivered to %s", alert_id, channel.name)
                 return False
             return True
 
@@ -757,7 +1094,8 @@ class AlertManager:
         )
         # Without escalation targets the reminder goes to the usual targets again.
         targets = self.options.escalation_targets or self.options.notify_targets
-        self._deliver_soon(escalated, self._channels(targets, escalated=True), escalated=True)
+        channels = self._channels(targets, escalated=True, severity=alert.severity)
+        self._deliver_soon(escalated, channels, escalated=True)
 
     @callback
     def _put(self, alert: Alert) -> None:
@@ -852,6 +1190,7 @@ async def async_setup_alerts(hass: HomeAssistant, entry: MicrogridConfigEntry) -
     manager = AlertManager(
         hass, entry, entry.runtime_data.coordinator, AlertOptions.from_options(entry.options)
     )
+    await async_add_gateway_channels(hass, entry, manager)
     managers = hass.data.setdefault(DATA_ALERTS, {})
     managers[entry.entry_id] = manager
 
@@ -862,6 +1201,74 @@ async def async_setup_alerts(hass: HomeAssistant, entry: MicrogridConfigEntry) -
     entry.async_on_unload(_forget)
     await manager.async_start()
     return manager
+
+
+async def async_add_gateway_channels(
+    hass: HomeAssistant, entry: MicrogridConfigEntry, manager: AlertManager
+) -> None:
+    """Add the Twilio SMS and FCM push channels the entry's options configure."""
+    session = async_get_clientsession(hass)
+    if (sms := SmsOptions.from_options(entry.options)) is not None:
+        for number in sms.targets:
+            manager.add_channel(
+                TwilioSmsChannel(
+                    session, sms, number, base_url=TWILIO_BASE_URL, timeout_s=GATEWAY_TIMEOUT_S
+                ),
+                min_severity=Severity.CRITICAL,  # and so their escalations
+                site_target=True,
+            )
+    if (push := PushOptions.from_options(entry.options)) is None:
+        return
+    auth, project_id = await _async_push_auth(hass, session, entry.data.get(CONF_SERVICE_ACCOUNT))
+    if auth is None or project_id is None:
+        return
+    destinations = [{"topic": push.topic}] if push.topic else []
+    destinations += [{"token": token} for token in push.tokens]
+    for destination in destinations:
+        manager.add_channel(
+            FcmPushChannel(
+                session,
+                auth,
+                project_id=project_id,
+                entry_id=entry.entry_id,
+                base_url=FCM_BASE_URL,
+                timeout_s=GATEWAY_TIMEOUT_S,
+                **destination,
+            ),
+            site_target=True,
+        )
+
+
+async def _async_push_auth(
+    hass: HomeAssistant, session: aiohttp.ClientSession, raw_key: Any
+) -> tuple[ServiceAccountAuth | None, str | None]:
+    """An FCM-scoped token provider and the project from the site's key; (None, None) if none."""
+    if not raw_key:
+        LOGGER.warning(
+            "Push alerts (FCM) are skipped: the site has no service-account key "
+            "(an emulator site); FCM needs one"
+        )
+        return None, None
+    try:
+        key = json.loads(raw_key) if isinstance(raw_key, str) else dict(raw_key)
+        # Loading the PEM key is CPU work: off the event loop, like the database link's.
+        auth = await hass.async_add_executor_job(
+            partial(
+                ServiceAccountAuth,
+                session,
+                key,
+                run_blocking=hass.async_add_executor_job,
+                scopes=FCM_SCOPE,
+            )
+        )
+    except (ValueError, TypeError, InvalidServiceAccount) as err:
+        LOGGER.warning("Push alerts (FCM) are skipped: unusable service-account key: %s", err)
+        return None, None
+    project_id = key.get("project_id")
+    if not isinstance(project_id, str) or not project_id.strip():
+        LOGGER.warning("Push alerts (FCM) are skipped: the service-account key has no project_id")
+        return None, None
+    return auth, project_id.strip()
 
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"

@@ -119,9 +119,11 @@ class ServiceAccountAuth:
         *,
         now: Callable[[], float] = time.time,
         run_blocking: RunBlocking | None = None,
+        scopes: str = SCOPES,
     ) -> None:
         """Validate the key now, so a bad key fails at setup, not at the first request."""
         self._session = session
+        self._scopes = scopes
         self._key = load_service_account(key)
         self._private_key = _load_private_key(self._key["private_key"])
         self._now = now
@@ -162,7 +164,7 @@ class ServiceAccountAuth:
         headers = {"kid": self._key["private_key_id"]} if self._key.get("private_key_id") else None
         claims = {
             "iss": self._key["client_email"],
-            "scope": SCOPES,
+            "scope": self._scopes,
             "aud": self._key["token_uri"],
             "iat": issued_at,
             "exp": issued_at + GRANT_LIFETIME_S,

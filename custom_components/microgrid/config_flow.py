@@ -37,11 +37,23 @@ import voluptuous as vol
 from .alerts import (
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
     CONF_NOTIFY_TARGETS,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
     DEFAULT_ESCALATION_MINUTES,
     MAX_ESCALATION_MINUTES,
+    SMS_PUSH_OPTIONS,
+    normalize_phone,
     normalize_target,
     target_exists,
+    valid_fcm_token,
+    valid_fcm_topic,
+    valid_twilio_sid,
+    valid_twilio_token,
 )
 from .auth import InvalidServiceAccount, auth_for
 from .const import (
@@ -161,6 +173,18 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional(CONF_ESCALATION_TARGETS): _NOTIFY_TARGETS,
         vol.Required(CONF_ESCALATION_MINUTES): _number(
             "min", minimum=1, maximum=MAX_ESCALATION_MINUTES
+        ),
+        vol.Optional(CONF_TWILIO_ACCOUNT_SID): TextSelector(TextSelectorConfig(autocomplete="off")),
+        vol.Optional(CONF_TWILIO_AUTH_TOKEN): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
+        ),
+        vol.Optional(CONF_TWILIO_FROM): TextSelector(TextSelectorConfig(type=TextSelectorType.TEL)),
+        vol.Optional(CONF_SMS_TARGETS): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.TEL, multiple=True)
+        ),
+        vol.Optional(CONF_FCM_TOPIC): _TEXT,
+        vol.Optional(CONF_FCM_TOKENS): TextSelector(
+            TextSelectorConfig(multiple=True, autocomplete="off")
         ),
     }
 )
@@ -477,6 +501,79 @@ def _notify_targets(
     return out
 
 
+def _sms_options(
+    user_input: Mapping[str, Any], stored: Mapping[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    """Validated Twilio options; {} when SMS is left empty (which turns it off)."""
+    sid = (user_input.get(CONF_TWILIO_ACCOUNT_SID) or "").strip()
+    token = (user_input.get(CONF_TWILIO_AUTH_TOKEN) or "").strip()
+    sender_text = (user_input.get(CONF_TWILIO_FROM) or "").strip()
+    numbers: list[str] = []
+    for text in user_input.get(CONF_SMS_TARGETS) or []:
+        if not text.strip():
+            continue
+        if (number := normalize_phone(text)) is None:
+            errors[CONF_SMS_TARGETS] = "invalid_phone_number"
+        elif number not in numbers:
+            numbers.append(number)
+    if not (sid or token or sender_text or numbers or CONF_SMS_TARGETS in errors):
+        return {}
+    # The stored token is never shown; left empty it stays, for the same account only.
+    if not token and sid == stored.get(CONF_TWILIO_ACCOUNT_SID):
+        token = stored.get(CONF_TWILIO_AUTH_TOKEN) or ""
+    if not valid_twilio_sid(sid):
+        errors[CONF_TWILIO_ACCOUNT_SID] = "invalid_twilio_sid"
+    if not valid_twilio_token(token):
+        errors[CONF_TWILIO_AUTH_TOKEN] = "invalid_twilio_token"
+    if (sender := normalize_phone(sender_text)) is None:
+        errors[CONF_TWILIO_FROM] = "invalid_phone_number"
+    if not numbers and CONF_SMS_TARGETS not in errors:
+        errors[CONF_SMS_TARGETS] = "sms_targets_required"
+    return {
+        CONF_TWILIO_ACCOUNT_SID: sid,
+        CONF_TWILIO_AUTH_TOKEN: token,
+        CONF_TWILIO_FROM: sender,
+        CONF_SMS_TARGETS: numbers,
+    }
+
+
+def _push_options(
+    user_input: Mapping[str, Any], key_text: Any, errors: dict[str, str]
+) -> dict[str, Any]:
+    """Validated FCM options; {} when push is left empty. Push needs the site's key."""
+    topic = (user_input.get(CONF_FCM_TOPIC) or "").strip()
+    tokens: list[str] = []
+    for text in user_input.get(CONF_FCM_TOKENS) or []:
+        if not (token := text.strip()):
+            continue
+        if not valid_fcm_token(token):
+            errors[CONF_FCM_TOKENS] = "invalid_fcm_token"
+        elif token not in tokens:
+            tokens.append(token)
+    if topic and not valid_fcm_topic(topic):
+        errors[CONF_FCM_TOPIC] = "invalid_fcm_topic"
+    if not (topic or tokens):
+        return {}
+    if _project_id(key_text) is None:
+        errors[CONF_FCM_TOPIC if topic else CONF_FCM_TOKENS] = "fcm_needs_service_account"
+    out: dict[str, Any] = {}
+    if topic:
+        out[CONF_FCM_TOPIC] = topic
+    if tokens:
+        out[CONF_FCM_TOKENS] = tokens
+    return out
+
+
+def _project_id(key_text: Any) -> str | None:
+    """The Firebase project of the site's service-account key; None without a usable key."""
+    try:
+        key = json.loads(key_text) if isinstance(key_text, str) else key_text
+    except ValueError:
+        return None
+    project_id = key.get("project_id") if isinstance(key, Mapping) else None
+    return project_id if isinstance(project_id, str) and project_id.strip() else None
+
+
 class MicrogridOptionsFlow(OptionsFlow):
     """Thresholds, relay timing and control mode."""
 
@@ -491,6 +588,10 @@ class MicrogridOptionsFlow(OptionsFlow):
                 key: _notify_targets(self.hass, user_input.get(key), errors, key)
                 for key in (CONF_NOTIFY_TARGETS, CONF_ESCALATION_TARGETS)
             }
+            stored = self.config_entry.options
+            gateways = _sms_options(user_input, stored, errors) | _push_options(
+                user_input, self.config_entry.data.get(CONF_SERVICE_ACCOUNT), errors
+            )
             if not (
                 user_input[CONF_CRITICAL_ALERT_PCT]
                 < user_input[CONF_EMERGENCY_PCT]
@@ -498,9 +599,13 @@ class MicrogridOptionsFlow(OptionsFlow):
             ):
                 errors["base"] = "thresholds_order"
             if not errors:
+                # A gateway field left empty turns that gateway off: only `gateways` survive.
                 options = {
-                    **self.config_entry.options,
-                    **user_input,
+                    k: v
+                    for k, v in {**stored, **user_input}.items()
+                    if k not in SMS_PUSH_OPTIONS
+                } | {
+                    **gateways,
                     **targets,
                     CONF_MIN_ON_S: int(user_input[CONF_MIN_ON_S]),
                     CONF_MIN_OFF_S: int(user_input[CONF_MIN_OFF_S]),
@@ -510,7 +615,7 @@ class MicrogridOptionsFlow(OptionsFlow):
         current = {
             CONF_ESCALATION_MINUTES: DEFAULT_ESCALATION_MINUTES,
             **DEFAULT_OPTIONS,
-            **self.config_entry.options,
+            **{k: v for k, v in self.config_entry.options.items() if k != CONF_TWILIO_AUTH_TOKEN},
         }
         return self.async_show_form(
             step_id="init",

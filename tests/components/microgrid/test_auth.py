@@ -158,6 +158,16 @@ async def test_mints_a_signed_grant_and_caches_the_token(
     assert auth.client_email == CLIENT_EMAIL
 
 
+async def test_grant_carries_the_requested_scopes(
+    session: aiohttp.ClientSession, endpoint: TokenEndpoint, key: dict[str, Any]
+) -> None:
+    """Another API's scope (FCM) replaces the database scopes in the grant; default unchanged."""
+    fcm = "https://www.googleapis.com/auth/firebase.messaging"
+    await ServiceAccountAuth(session, key, now=Clock(), scopes=fcm).async_get_token()
+    await ServiceAccountAuth(session, key, now=Clock()).async_get_token()
+    assert [grant["scope"] for grant in endpoint.grants] == [fcm, SCOPES]
+
+
 async def test_refreshes_five_minutes_before_expiry(
     session: aiohttp.ClientSession, endpoint: TokenEndpoint, key: dict[str, Any]
 ) -> None:

@@ -35,7 +35,13 @@ import voluptuous_serialize
 from custom_components.microgrid.alerts import (
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
     CONF_NOTIFY_TARGETS,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
 )
 from custom_components.microgrid.config_flow import site_unique_id
 from custom_components.microgrid.const import (
@@ -783,6 +789,118 @@ async def test_options_notify_targets_validated_normalized_and_clearable(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options[CONF_NOTIFY_TARGETS] == []
     assert entry.options[CONF_ESCALATION_TARGETS] == []
+
+
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "f" * 32
+FCM_TOKEN = "dQw4w9WgXcQ:APA91bH" + "x" * 120
+SMS_OPTIONS = (CONF_TWILIO_ACCOUNT_SID, CONF_TWILIO_AUTH_TOKEN, CONF_TWILIO_FROM, CONF_SMS_TARGETS)
+
+
+async def options_submit(
+    hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]
+) -> dict[str, Any]:
+    """Open the options form and submit it once; check its strings."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
+    assert_translated(result, OPTIONS)
+    return result
+
+
+async def test_options_sms_validated_normalized_token_kept_and_cleared(
+    hass: HomeAssistant,
+) -> None:
+    """Twilio fields are checked one by one; numbers are stored as E.164; the stored token is
+    never shown and is kept when left empty for the same account; clearing turns SMS off."""
+    entry = site_entry("http://127.0.0.1:9000/?ns=demo")
+    entry.add_to_hass(hass)
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    sms = {
+        CONF_TWILIO_ACCOUNT_SID: TWILIO_SID,
+        CONF_TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+        CONF_TWILIO_FROM: "+1 500 555 0006",
+        CONF_SMS_TARGETS: ["+254 712-345-678", "+254712345678", " ", "(+254) 798 765 432"],
+    }
+    for change, errors in (
+        ({CONF_TWILIO_ACCOUNT_SID: "SK123"}, {CONF_TWILIO_ACCOUNT_SID: "invalid_twilio_sid"}),
+        ({CONF_TWILIO_AUTH_TOKEN: ""}, {CONF_TWILIO_AUTH_TOKEN: "invalid_twilio_token"}),
+        ({CONF_TWILIO_FROM: "0712345678"}, {CONF_TWILIO_FROM: "invalid_phone_number"}),
+        ({CONF_SMS_TARGETS: ["0712 345 678"]}, {CONF_SMS_TARGETS: "invalid_phone_number"}),
+        ({CONF_SMS_TARGETS: []}, {CONF_SMS_TARGETS: "sms_targets_required"}),
+    ):
+        result = await options_submit(hass, entry, base | sms | change)
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == errors, change
+    # Only a number given: every other Twilio field is asked for.
+    result = await options_submit(hass, entry, base | {CONF_SMS_TARGETS: ["+254712345678"]})
+    assert set(result["errors"]) == {
+        CONF_TWILIO_ACCOUNT_SID,
+        CONF_TWILIO_AUTH_TOKEN,
+        CONF_TWILIO_FROM,
+    }
+
+    result = await options_submit(hass, entry, base | sms)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert {k: entry.options[k] for k in SMS_OPTIONS} == {
+        CONF_TWILIO_ACCOUNT_SID: TWILIO_SID,
+        CONF_TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+        CONF_TWILIO_FROM: "+15005550006",
+        CONF_SMS_TARGETS: ["+254712345678", "+254798765432"],
+    }
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_TWILIO_AUTH_TOKEN) is None  # never sent back to the browser
+    assert suggested(result, CONF_TWILIO_ACCOUNT_SID) == TWILIO_SID
+    assert suggested(result, CONF_SMS_TARGETS) == ["+254712345678", "+254798765432"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        base | sms | {CONF_TWILIO_AUTH_TOKEN: "", CONF_SMS_TARGETS: ["+15551234567"]},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_TWILIO_AUTH_TOKEN] == TWILIO_TOKEN
+    assert entry.options[CONF_SMS_TARGETS] == ["+15551234567"]
+    # Another account needs its own token.
+    other = "AC" + "f" * 32
+    result = await options_submit(
+        hass, entry, base | sms | {CONF_TWILIO_ACCOUNT_SID: other, CONF_TWILIO_AUTH_TOKEN: ""}
+    )
+    assert result["errors"] == {CONF_TWILIO_AUTH_TOKEN: "invalid_twilio_token"}
+
+    result = await options_submit(hass, entry, base)  # every SMS field cleared
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert not set(SMS_OPTIONS) & set(entry.options)
+
+
+async def test_options_push_needs_the_service_account_key(
+    hass: HomeAssistant, rsa_pem: str
+) -> None:
+    """An emulator site (no key) cannot take FCM options; a site with a key can; bad topics and
+    tokens are refused; clearing turns push off."""
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    emulator = site_entry("http://127.0.0.1:9000/?ns=demo")
+    emulator.add_to_hass(hass)
+    result = await options_submit(hass, emulator, base | {CONF_FCM_TOPIC: "village-alerts"})
+    assert result["errors"] == {CONF_FCM_TOPIC: "fcm_needs_service_account"}
+    result = await options_submit(hass, emulator, base | {CONF_FCM_TOKENS: [FCM_TOKEN]})
+    assert result["errors"] == {CONF_FCM_TOKENS: "fcm_needs_service_account"}
+
+    key = service_account_json(rsa_pem, "https://oauth2.googleapis.com/token")
+    site = site_entry(HTTPS_URL, **{CONF_SERVICE_ACCOUNT: key})
+    site.add_to_hass(hass)
+    for change, errors in (
+        ({CONF_FCM_TOPIC: "has spaces"}, {CONF_FCM_TOPIC: "invalid_fcm_topic"}),
+        ({CONF_FCM_TOKENS: ["short"]}, {CONF_FCM_TOKENS: "invalid_fcm_token"}),
+    ):
+        result = await options_submit(hass, site, base | change)
+        assert result["errors"] == errors, change
+    push = {CONF_FCM_TOPIC: " village-alerts ", CONF_FCM_TOKENS: [FCM_TOKEN, FCM_TOKEN, " "]}
+    result = await options_submit(hass, site, base | push)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site.options[CONF_FCM_TOPIC] == "village-alerts"
+    assert site.options[CONF_FCM_TOKENS] == [FCM_TOKEN]
+    result = await options_submit(hass, site, base)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_FCM_TOPIC not in site.options and CONF_FCM_TOKENS not in site.options
 
 
 # ----- reauth
