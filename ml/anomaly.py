@@ -89,7 +89,8 @@ class ZoneStats:
     scale_w: float
     sample_interval_s: float
     # Per drift check (window, quantile): the clean log ratio of this zone's floor to the other
-    # zones' median floor (to 1 W on a one-zone site) and its robust spread. Empty: no check.
+    # zones' median floor (its absolute log on a one-zone site) and that ratio's robust spread.
+    # Empty (physics-only stats, or too little history): the zone is not judged for drift.
     drift_log_offset: tuple[float, ...] = ()
     drift_log_scale: tuple[float, ...] = ()
 
