@@ -7,11 +7,27 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .alerts import DATA_ALERTS
+from .alerts import (
+    CONF_FCM_TOKENS,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    DATA_ALERTS,
+)
 from .const import CONF_COMMAND_SECRET, CONF_DATABASE_URL, CONF_SERVICE_ACCOUNT
 from .models import MicrogridConfigEntry
 
-TO_REDACT = {CONF_COMMAND_SECRET, CONF_DATABASE_URL, CONF_SERVICE_ACCOUNT, "private_key", "sig"}
+TO_REDACT = {
+    CONF_COMMAND_SECRET,
+    CONF_DATABASE_URL,
+    CONF_SERVICE_ACCOUNT,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_SMS_TARGETS,
+    CONF_FCM_TOKENS,
+    "private_key",
+    "sig",
+}
 
 
 async def async_get_config_entry_diagnostics(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.microgrid.const import DEFAULT_OPTIONS
 from sim.rtdb import RTDBServer
 
 from .conftest import SECRET, board_record, wait_for
@@ -47,3 +49,26 @@ async def test_diagnostics_are_redacted(
         "Zone3",
         "Zone4",
     }
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            "twilio_account_sid": "AC" + "1" * 32,
+            "twilio_auth_token": "f" * 32,
+            "twilio_from": "+15005550006",
+            "sms_targets": ["+15005550009"],
+        }
+    ],
+)
+async def test_gateway_credentials_are_redacted(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The SMS gateway's account, token and the duty phone numbers are absent from the dump."""
+    text = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, init_integration))
+    for secret in ("AC" + "1" * 32, "f" * 32, "+15005550009"):
+        assert secret not in text
