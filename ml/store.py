@@ -22,7 +22,7 @@ from .demand import DemandForecaster, FitReport, SeriesModel
 from .history import History
 from .sustain import SustainCorrection, fit_sustain_correction
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: drift settings per zone (AnomalyConfig without drift_rel)
 MAGIC = b"MICROGRID-ML\n"
 
 
