@@ -51,8 +51,11 @@ def _with_header(data: bytes, **changes) -> bytes:
 
 def test_other_versions_and_garbage_are_refused_clearly(trained) -> None:
     data = dumps(trained[2])
-    with pytest.raises(ModelFormatError, match="format version 2"):
-        loads(_with_header(data, format_version=2))
+    other = FORMAT_VERSION + 1
+    with pytest.raises(ModelFormatError, match=f"format version {other}"):
+        loads(_with_header(data, format_version=other))
+    with pytest.raises(ModelFormatError, match="format version 1"):
+        loads(_with_header(data, format_version=1))
     with pytest.raises(ModelFormatError, match=r"scikit-learn 0\.1"):
         loads(_with_header(data, sklearn="0.1"))
     with pytest.raises(ModelFormatError, match="magic"):
