@@ -19,7 +19,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
-from .optimizer.model import PriorityClass, Zone
+from .optimizer.model import PriorityClass, Schedule, Zone
 from .optimizer.plan_model import Battery, DeferrableJob, Plan, PlanInput, ReserveBands
 from .optimizer.planner import plan
 
@@ -70,6 +70,25 @@ def clear_sky_shape(times: list[datetime], latitude: float, longitude: float) ->
             declination
         ) * math.cos(hour_angle)
         out.append(max(0.0, sine))
+    return out
+
+
+def scheduled_demand(
+    demand: dict[str, tuple[float, ...]],
+    zones: tuple[Zone, ...],
+    times: list[datetime],
+    *,
+    latitude: float,
+    longitude: float,
+) -> dict[str, tuple[float, ...]]:
+    """Zero a zone's demand outside its schedule (street lights draw nothing by day)."""
+    sun_up = [shape > 0.0 for shape in clear_sky_shape(times, latitude, longitude)]
+    out = dict(demand)
+    for zone in zones:
+        if zone.schedule is Schedule.ALWAYS or zone.zone_id not in out:
+            continue
+        wanted = sun_up if zone.schedule is Schedule.DAY else [not up for up in sun_up]
+        out[zone.zone_id] = tuple(w if on else 0.0 for w, on in zip(out[zone.zone_id], wanted))
     return out
 
 
@@ -250,6 +269,13 @@ class PlanManager:
         )
         # A trained demand model, when there is one, replaces persistence zone by zone.
         demand = {**demand, **(coordinator.ml.planner_demand(now, slots, zones) or {})}
+        demand = scheduled_demand(
+            demand,
+            zones,
+            [SlotHistory.slot_of(now) + timedelta(minutes=SLOT_MINUTES * k) for k in range(slots)],
+            latitude=self.hass.config.latitude,
+            longitude=self.hass.config.longitude,
+        )
         return PlanInput(
             now=now,
             battery=Battery(

@@ -212,3 +212,34 @@ def test_clear_sky_fallback_and_persistence() -> None:
     assert pv[0] == 420.0 and demand["Z"][0] == 150.0
     # and the peak learnt from it replaces the prior for slots without history
     assert 420.0 <= pv[1] < 1000
+
+
+def test_scheduled_zones_plan_no_demand_outside_their_schedule() -> None:
+    """Night-only street lights draw nothing by day in the plan; day-only zones nothing at night."""
+    from datetime import UTC, datetime
+
+    from custom_components.microgrid.optimizer.model import PriorityClass, Schedule, Zone
+    from custom_components.microgrid.planning import scheduled_demand
+
+    lat, lon = 12.0, 0.0
+    times = [datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)]
+    zones = (
+        Zone(
+            zone_id="L",
+            name="lights",
+            priority=PriorityClass.SEMI_CRITICAL,
+            rated_w=200,
+            schedule=Schedule.NIGHT,
+        ),
+        Zone(
+            zone_id="P",
+            name="pump",
+            priority=PriorityClass.DEFERRABLE,
+            rated_w=300,
+            schedule=Schedule.DAY,
+        ),
+        Zone(zone_id="C", name="clinic", priority=PriorityClass.CRITICAL, rated_w=150),
+    )
+    demand = {"L": (200.0, 200.0), "P": (300.0, 300.0), "C": (150.0, 150.0)}
+    out = scheduled_demand(demand, zones, times, latitude=lat, longitude=lon)
+    assert out == {"L": (200.0, 0.0), "P": (0.0, 300.0), "C": (150.0, 150.0)}
