@@ -408,7 +408,9 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 {
                     z.zone_id: r.output_power_w
                     for z in self.site.zones
-                    if (r := self.readings.get(z.zone_id)) and self.is_online(z.zone_id, now)
+                    if (r := self.readings.get(z.zone_id))
+                    and r.relay_on
+                    and self.is_online(z.zone_id, now)
                 },
             )
             self.planner.note_change(now, soc, band_changed)

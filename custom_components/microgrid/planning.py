@@ -52,7 +52,8 @@ class _SlotAverage:
 
     slot_start: datetime
     solar_sum: float = 0.0
-    zone_sum: dict[str, float] = field(default_factory=dict)
+    zone_sum: dict[str, float] = field(default_factory=dict)  # power while the relay was on
+    zone_count: dict[str, int] = field(default_factory=dict)
     count: int = 0
 
 
@@ -105,7 +106,7 @@ class SlotHistory:
         return now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % SLOT_MINUTES)
 
     def add(self, now: datetime, solar_w: float | None, zone_w: dict[str, float]) -> None:
-        """Add one sample to the current slot."""
+        """Add one sample to the current slot (`zone_w`: zones whose relay is on)."""
         start = self.slot_of(now)
         if not self._slots or self._slots[-1].slot_start != start:
             self._slots.append(_SlotAverage(slot_start=start))
@@ -114,6 +115,7 @@ class SlotHistory:
         slot.solar_sum += solar_w if solar_w is not None and math.isfinite(solar_w) else 0.0
         for zone_id, watts in zone_w.items():
             slot.zone_sum[zone_id] = slot.zone_sum.get(zone_id, 0.0) + watts
+            slot.zone_count[zone_id] = slot.zone_count.get(zone_id, 0) + 1
 
     def pv_peak_w(self, latitude: float, longitude: float) -> float | None:
         """The array's clear-sky peak as seen so far (None until the sun was well up)."""
@@ -145,13 +147,11 @@ class SlotHistory:
             yesterday = by_start.get(times[k] - timedelta(days=1))
             pv.append(yesterday.solar_sum / yesterday.count if yesterday else peak * shape[k])
             for zone in zones:
-                seen = (
-                    yesterday.zone_sum.get(zone.zone_id, 0.0) / yesterday.count
-                    if yesterday
-                    else 0.0
+                # What the zone drew while on in this slot yesterday; its rating when unknown.
+                on_samples = yesterday.zone_count.get(zone.zone_id, 0) if yesterday else 0
+                demand[zone.zone_id].append(
+                    yesterday.zone_sum[zone.zone_id] / on_samples if on_samples else zone.rated_w
                 )
-                # A zone that was off draws nothing; while on it draws about its rating.
-                demand[zone.zone_id].append(max(seen, zone.rated_w))
         return tuple(pv), {z: tuple(v) for z, v in demand.items()}
 
 

@@ -212,6 +212,19 @@ def test_clear_sky_fallback_and_persistence() -> None:
     assert pv[0] == 420.0 and demand["Z"][0] == 150.0
     # and the peak learnt from it replaces the prior for slots without history
     assert 420.0 <= pv[1] < 1000
+    # A zone seen only while off in a slot keeps its rating; one seen on at 60 W forecasts 60 W.
+    later = noon + timedelta(minutes=5)
+    history.add(later, 400.0, {})
+    history.add(later + timedelta(minutes=5), 400.0, {"Z": 60.0})
+    _, demand = history.forecast(
+        later + timedelta(days=1),
+        2,
+        zones=(zone,),
+        latitude=lat,
+        longitude=lon,
+        pv_peak_prior_w=1000,
+    )
+    assert demand["Z"] == (100.0, 60.0)
 
 
 def test_scheduled_zones_plan_no_demand_outside_their_schedule() -> None:
