@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
 import logging
 import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .fleet import Fleet
 from .rtdb import RTDBServer, is_loopback
-from .site import DEMO_NAMESPACE, DEMO_SOC_PCT
+from .site import DEMO_NAMESPACE, DEMO_SITE, DEMO_SOC_PCT
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report-interval", type=_positive, default=5.0, help="seconds")
         p.add_argument("--fallback-after", type=_positive, default=180.0, help="seconds")
         p.add_argument("--sim-start", type=_instant, default=None, help="simulated start instant")
+        p.add_argument(
+            "--tz", type=_time_zone, default=UTC, help="the site's time zone (sun and load shapes)"
+        )
 
     fleet = sub.add_parser("fleet", help="the demo fleet against an RTDB URL")
     fleet.add_argument("--database-url", type=_loopback_url, required=True)
@@ -86,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _time_zone(value: str) -> tzinfo:
+    """An IANA time zone name."""
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"unknown time zone {value!r}") from err
+
+
 def _fleet_from(args: argparse.Namespace, database_url: str, token: str) -> Fleet:
     """A Fleet configured from the parsed options."""
     return Fleet(
@@ -97,6 +110,7 @@ def _fleet_from(args: argparse.Namespace, database_url: str, token: str) -> Flee
         report_interval_s=args.report_interval,
         fallback_after_s=args.fallback_after,
         sim_start=args.sim_start,
+        spec=replace(DEMO_SITE, tz=args.tz),
     )
 
 

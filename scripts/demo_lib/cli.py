@@ -18,7 +18,7 @@ import time
 import aiohttp
 
 from . import forward, netns
-from .configdir import reset_dir, write_config_dir
+from .configdir import TIME_ZONE, reset_dir, write_config_dir
 from .ha_api import HAClient, HAError
 from .procs import Child, Supervisor, log_tail
 from .site_setup import (
@@ -160,7 +160,7 @@ async def bring_up(
         sim = sup.spawn(
             "sim",
             [py, "-m", "sim", "run", "--port", str(opts.sim_port), "--secret", secret,
-             "--speed", f"{opts.speed:g}",
+             "--speed", f"{opts.speed:g}", "--tz", TIME_ZONE,
              *(["--soc", f"{opts.soc_pct:g}"] if opts.soc_pct is not None else [])],
             env=child_env(repo_importable=True),
             cwd=ROOT,

@@ -130,3 +130,15 @@ def test_defaults() -> None:
     """Defaults match the demo: port 9000, speed 1, SoC 80 %."""
     args = build_parser().parse_args(["run"])
     assert (args.port, args.speed, args.soc, args.host) == (9000, 1.0, 80.0, "127.0.0.1")
+
+
+def test_time_zone_option_drives_the_sites_local_time() -> None:
+    """`--tz` gives the fleet's site model the demo's time zone; an unknown zone is refused."""
+    import argparse
+    from zoneinfo import ZoneInfo
+
+    from sim.cli import _time_zone
+
+    assert _time_zone("Africa/Nairobi") == ZoneInfo("Africa/Nairobi")
+    with pytest.raises(argparse.ArgumentTypeError):
+        _time_zone("Mars/Olympus_Mons")
