@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 import random
 
@@ -186,15 +185,3 @@ class CommandWriter:
     def _issue_id(self, zone_id: str) -> str:
         """One repair issue per entry and zone."""
         return f"command_failed_{self._entry_id}_{zone_id}"
-
-    @callback
-    def forget(self, zone_id: str) -> None:
-        """Drop delivery state for a zone no longer controlled (monitor mode, removed zone)."""
-        self.pending.pop(zone_id, None)
-
-    def bump(self, zone_id: str) -> None:
-        """Retry a zone's pending command at the next reconcile (used after reconnects)."""
-        if pend := self.pending.get(zone_id):
-            self.pending[zone_id] = replace(
-                pend, last_sent=datetime.min.replace(tzinfo=pend.last_sent.tzinfo)
-            )
