@@ -377,7 +377,8 @@ async def test_unacknowledged_command_retries_then_raises_a_repair_issue(
             seqs.append(seq)
             gaps.append(dt_util.utcnow() - sent_at)
             sent_at = dt_util.utcnow()
-        if failed:
+        # Street lights and Homes are stuck as well and may give up a round earlier
+        if any(e.data["zone_id"] == "Zone4" for e in failed):
             break
     # retried with growing gaps (exponential backoff), never the same seq twice
     assert len(seqs) >= 5
