@@ -117,6 +117,12 @@ class SlotHistory:
             slot.zone_sum[zone_id] = slot.zone_sum.get(zone_id, 0.0) + watts
             slot.zone_count[zone_id] = slot.zone_count.get(zone_id, 0) + 1
 
+    def mean_on_w(self, zone_id: str, *, default: float) -> float:
+        """The zone's average draw while its relay was on, over the history kept."""
+        total = sum(s.zone_sum.get(zone_id, 0.0) for s in self._slots)
+        samples = sum(s.zone_count.get(zone_id, 0) for s in self._slots)
+        return total / samples if samples else default
+
     def pv_peak_w(self, latitude: float, longitude: float) -> float | None:
         """The array's clear-sky peak as seen so far (None until the sun was well up)."""
         seen = [s for s in self._slots if s.count]
@@ -143,14 +149,19 @@ class SlotHistory:
         shape = clear_sky_shape(times, latitude, longitude)
         pv: list[float] = []
         demand: dict[str, list[float]] = {z.zone_id: [] for z in zones}
+        # Where yesterday's slot is unknown (a fresh install): what the zone has drawn while on
+        # so far, its rating only before it was ever seen on.
+        level = {z.zone_id: self.mean_on_w(z.zone_id, default=z.rated_w) for z in zones}
         for k in range(slots):
             yesterday = by_start.get(times[k] - timedelta(days=1))
             pv.append(yesterday.solar_sum / yesterday.count if yesterday else peak * shape[k])
             for zone in zones:
-                # What the zone drew while on in this slot yesterday; its rating when unknown.
+                # What the zone drew while on in this slot yesterday, else its level so far.
                 on_samples = yesterday.zone_count.get(zone.zone_id, 0) if yesterday else 0
                 demand[zone.zone_id].append(
-                    yesterday.zone_sum[zone.zone_id] / on_samples if on_samples else zone.rated_w
+                    yesterday.zone_sum[zone.zone_id] / on_samples
+                    if on_samples
+                    else level[zone.zone_id]
                 )
         return tuple(pv), {z: tuple(v) for z, v in demand.items()}
 

@@ -212,7 +212,8 @@ def test_clear_sky_fallback_and_persistence() -> None:
     assert pv[0] == 420.0 and demand["Z"][0] == 150.0
     # and the peak learnt from it replaces the prior for slots without history
     assert 420.0 <= pv[1] < 1000
-    # A zone seen only while off in a slot keeps its rating; one seen on at 60 W forecasts 60 W.
+    # A slot where the zone was seen only while off takes its average draw while on so far
+    # ((150 + 60) / 2 W), not its rating; one seen on at 60 W forecasts 60 W.
     later = noon + timedelta(minutes=5)
     history.add(later, 400.0, {})
     history.add(later + timedelta(minutes=5), 400.0, {"Z": 60.0})
@@ -224,7 +225,21 @@ def test_clear_sky_fallback_and_persistence() -> None:
         longitude=lon,
         pv_peak_prior_w=1000,
     )
-    assert demand["Z"] == (100.0, 60.0)
+    assert demand["Z"] == (105.0, 60.0)
+    # A fresh install: the zone has drawn 40 W for an hour, so slots with no yesterday forecast
+    # 40 W rather than its 100 W rating (which would make a site look short of energy).
+    fresh = SlotHistory()
+    for minute in range(0, 60, 5):
+        fresh.add(noon + timedelta(minutes=minute), 400.0, {"Z": 40.0})
+    _, demand = fresh.forecast(
+        noon + timedelta(hours=1),
+        3,
+        zones=(zone,),
+        latitude=lat,
+        longitude=lon,
+        pv_peak_prior_w=1000,
+    )
+    assert demand["Z"] == (40.0, 40.0, 40.0)
 
 
 def test_scheduled_zones_plan_no_demand_outside_their_schedule() -> None:
