@@ -17,33 +17,50 @@ from .history import History, resample
 
 DEFAULT_KNOTS_H: tuple[float, ...] = (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
 MIN_CAPACITY_ROWS = 48  # slots of SoC history needed before trusting the learned capacity factor
+MIN_ENERGY_WH = 1.0  # floor of the forecast energy a relative error is measured against
 
 
 @dataclass(frozen=True, kw_only=True)
 class SustainCorrection:
-    """What history teaches: how fast SoC really moves, and how wrong net-energy forecasts are.
+    """What history teaches: how fast SoC really moves, and how wrong energy forecasts are.
 
     `soc_rate_factor` is the realised SoC change per change the nameplate balance predicts
-    (> 1: the battery holds less than its nameplate). `err_q*_wh` are quantiles of the realised
-    minus forecast cumulative net energy at `knots_h` hours ahead.
+    (> 1: the battery holds less than its nameplate). `load_err_q*` and `pv_err_q*` are
+    quantiles of the realised minus forecast cumulative load (PV) energy, as a fraction of the
+    forecast cumulative load (PV) energy, `knots_h` hours ahead: relative, so a spread learned
+    in a light season still fits a heavy one.
     """
 
     soc_rate_factor: float = 1.0
     knots_h: tuple[float, ...] = ()
-    err_q10_wh: tuple[float, ...] = ()
-    err_q50_wh: tuple[float, ...] = ()
-    err_q90_wh: tuple[float, ...] = ()
+    load_err_q10: tuple[float, ...] = ()
+    load_err_q50: tuple[float, ...] = ()
+    load_err_q90: tuple[float, ...] = ()
+    pv_err_q10: tuple[float, ...] = ()
+    pv_err_q50: tuple[float, ...] = ()
+    pv_err_q90: tuple[float, ...] = ()
     rows: int = 0
 
-    def spread_wh(self, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Low and high cumulative-energy error around the median at `hours` ahead."""
+    def spread_wh(
+        self, hours: np.ndarray, load_wh: np.ndarray, pv_wh: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Extra and spared drain (Wh, both >= 0) around the median at `hours` ahead.
+
+        `load_wh` and `pv_wh` are the forecast cumulative energies at `hours`; load and PV
+        errors are taken as independent, so their spreads add in quadrature.
+        """
         if not self.knots_h:
             z = np.zeros_like(hours)
             return z, z
-        knots = np.concatenate([[0.0], self.knots_h])
-        q10 = np.concatenate([[0.0], np.subtract(self.err_q10_wh, self.err_q50_wh)])
-        q90 = np.concatenate([[0.0], np.subtract(self.err_q90_wh, self.err_q50_wh)])
-        return np.interp(hours, knots, q10), np.interp(hours, knots, q90)
+
+        def at(a: tuple[float, ...], b: tuple[float, ...]) -> np.ndarray:
+            return np.interp(hours, self.knots_h, np.subtract(a, b))
+
+        load_up = load_wh * at(self.load_err_q90, self.load_err_q50)
+        load_down = load_wh * at(self.load_err_q50, self.load_err_q10)
+        pv_down = pv_wh * at(self.pv_err_q50, self.pv_err_q10)
+        pv_up = pv_wh * at(self.pv_err_q90, self.pv_err_q50)
+        return np.hypot(load_up, pv_down), np.hypot(load_down, pv_up)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +102,11 @@ def first_crossing_h(times_h: np.ndarray, energy_wh: np.ndarray, level_wh: float
     return float(times_h[i - 1] + frac * (times_h[i] - times_h[i - 1]))
 
 
+def _cumulative_wh(power_w: np.ndarray, dt_h: np.ndarray) -> np.ndarray:
+    """Energy at each slot boundary from slot powers, starting at 0."""
+    return np.concatenate([[0.0], np.cumsum(power_w * dt_h)])
+
+
 def sustain_time(
     *,
     now: float,
@@ -94,10 +116,14 @@ def sustain_time(
     forecast_net_w: np.ndarray,
     slot_minutes: int,
     correction: SustainCorrection | None = None,
+    forecast_pv_w: np.ndarray | None = None,
 ) -> SustainEstimate:
     """Hours the battery lasts under `forecast_net_w` (W per slot, the first holding `now`).
 
-    Without a correction, P10 = P50 = P90 (the plain energy balance).
+    `forecast_pv_w` (optional, same slots) is the PV part of the net load; it only shapes the
+    P10/P90 spread (load and PV are wrong in different ways). Without it, a positive net counts
+    as load and a negative one as PV. Without a correction, P10 = P50 = P90 (the plain energy
+    balance).
     """
     net = np.asarray(forecast_net_w, dtype=float)
     if capacity_wh <= 0 or not math.isfinite(capacity_wh):
@@ -108,6 +134,12 @@ def sustain_time(
         )
     if slot_minutes <= 0 or net.ndim != 1 or net.size == 0 or not np.all(np.isfinite(net)):
         raise ValueError("forecast_net_w must be a non-empty finite 1-D array; slot_minutes > 0")
+    if forecast_pv_w is None:
+        pv = np.maximum(-net, 0.0)
+    else:
+        pv = np.maximum(np.nan_to_num(np.asarray(forecast_pv_w, dtype=float)), 0.0)
+        if pv.shape != net.shape:
+            raise ValueError("forecast_pv_w must have the slots of forecast_net_w")
     corr = correction or SustainCorrection()
     slot_h = slot_minutes / 60.0
     # The first slot is partly over: only what is left of it counts.
@@ -117,15 +149,17 @@ def sustain_time(
     times_h = np.concatenate([[0.0], np.cumsum(dt_h)])
     full_wh = capacity_wh / corr.soc_rate_factor
     path = energy_path_wh(start_wh=full_wh * soc_pct / 100.0, full_wh=full_wh, net_w=net, dt_h=dt_h)
-    low, high = corr.spread_wh(times_h)
+    more, less = corr.spread_wh(
+        times_h, _cumulative_wh(np.maximum(net + pv, 0.0), dt_h), _cumulative_wh(pv, dt_h)
+    )
     emergency_wh = full_wh * emergency_pct / 100.0
     levels = {"emergency": emergency_wh, "empty": 0.0}
     hours = {}
     for name, level in levels.items():
-        # P10 (soonest) assumes the high end of consumption error, P90 the low end.
-        hours[f"{name}_p10"] = first_crossing_h(times_h, path - high, level)
+        # P10 (soonest) assumes the drain runs high, P90 (latest) that it runs low.
+        hours[f"{name}_p10"] = first_crossing_h(times_h, path - more, level)
         hours[f"{name}_p50"] = first_crossing_h(times_h, path, level)
-        hours[f"{name}_p90"] = first_crossing_h(times_h, path - low, level)
+        hours[f"{name}_p90"] = first_crossing_h(times_h, path + less, level)
     return SustainEstimate(
         hours_to_emergency_p10=hours["emergency_p10"],
         hours_to_emergency_p50=hours["emergency_p50"],
@@ -160,12 +194,34 @@ def fit_soc_rate_factor(
     return float(np.clip(k, 0.5, 2.0)), int(ok.sum())
 
 
-def persistence_net_forecast(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray):
-    """Fallback net forecast: the same-slot load profile minus yesterday's PV."""
+def persistence_forecasts(
+    ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fallback load and PV forecasts: the same-slot load profile and yesterday's PV."""
     load = seasonal_persistence(ctx, origins, steps)
     day_idx, _ = seasonal_index(ctx, origins, steps, ctx.slots_per_day)
     pv = np.where((day_idx >= 0), ctx.pv_w[np.clip(day_idx, 0, ctx.pv_w.size - 1)], np.nan)
-    return load - np.where(np.isfinite(pv), pv, 0.0)
+    return load, np.where(np.isfinite(pv), pv, 0.0)
+
+
+def relative_error_quantiles(
+    actual_w: np.ndarray, forecast_w: np.ndarray, columns: list[int], *, slot_h: float
+) -> np.ndarray:
+    """P10/P50/P90 of the cumulative energy error over the forecast energy, at `columns` steps.
+
+    `actual_w` and `forecast_w` are origins x steps. A row with a gap, or whose forecast energy
+    is too small to measure a relative error against (PV at night), is left out of its column;
+    a column with fewer than 10 rows left is NaN.
+    """
+    err = np.cumsum((actual_w - forecast_w) * slot_h, axis=1)[:, columns]
+    base = np.cumsum(forecast_w * slot_h, axis=1)[:, columns]
+    rel = np.where(base >= MIN_ENERGY_WH, err / np.maximum(base, MIN_ENERGY_WH), np.nan)
+    out = np.full((3, len(columns)), np.nan)
+    for j in range(len(columns)):
+        col = rel[:, j][np.isfinite(rel[:, j])]
+        if col.size >= 10:
+            out[:, j] = np.quantile(col, [0.1, 0.5, 0.9])
+    return out
 
 
 def fit_sustain_correction(
@@ -176,16 +232,17 @@ def fit_sustain_correction(
     knots_h: tuple[float, ...] = DEFAULT_KNOTS_H,
     utc_offset_s: float = 0.0,
 ) -> SustainCorrection:
-    """Learn the SoC rate factor and the net-energy forecast error quantiles from history.
+    """Learn the SoC rate factor and the relative load and PV forecast error quantiles.
 
-    Errors are those of the seasonal-persistence forecast (out of sample by construction); only
+    Errors are those of the seasonal-persistence forecasts (out of sample by construction); only
     their spread around the median is used, so they widen or narrow P10/P90 but never move P50.
     """
     grid = resample(history, slot_minutes)
     if grid.size < 2:
         return SustainCorrection()
     slot_h = slot_minutes / 60.0
-    net = grid.site_load_w - np.where(np.isfinite(grid.pv_w), grid.pv_w, 0.0)
+    pv_w = np.where(np.isfinite(grid.pv_w), grid.pv_w, 0.0)
+    net = grid.site_load_w - pv_w
     k, rows = fit_soc_rate_factor(grid.soc_pct, net, capacity_wh=capacity_wh, slot_h=slot_h)
     ctx = SeriesContext(
         grid_start_s=float(grid.timestamps[0]),
@@ -204,28 +261,36 @@ def fit_sustain_correction(
     o = np.repeat(origins, h_max)
     s = np.tile(np.arange(1, h_max + 1), origins.size)
     inside = o + s < n
-    fc = np.full(o.shape, np.nan)
-    fc[inside] = persistence_net_forecast(ctx, o[inside], s[inside])
-    actual = np.full(o.shape, np.nan)
-    actual[inside] = net[(o + s)[inside]]
-    cum_err = np.cumsum((actual - fc).reshape(origins.size, h_max) * slot_h, axis=1)
-    q10, q50, q90 = [], [], []
-    used = []
-    for h in knots_h:
-        col = cum_err[:, min(h_max, max(1, round(h / slot_h))) - 1]
-        col = col[np.isfinite(col)]
-        if col.size < 10:
-            continue
-        used.append(float(h))
-        a, b, c = np.quantile(col, [0.1, 0.5, 0.9])
-        q10.append(float(a))
-        q50.append(float(b))
-        q90.append(float(c))
+    load_fc = np.full(o.shape, np.nan)
+    pv_fc = np.full(o.shape, np.nan)
+    load_fc[inside], pv_fc[inside] = persistence_forecasts(ctx, o[inside], s[inside])
+    load_act = np.full(o.shape, np.nan)
+    pv_act = np.full(o.shape, np.nan)
+    load_act[inside] = grid.site_load_w[(o + s)[inside]]
+    pv_act[inside] = pv_w[(o + s)[inside]]
+    steps = [min(h_max, max(1, round(h / slot_h))) - 1 for h in knots_h]
+    shape = (origins.size, h_max)
+    q_load = relative_error_quantiles(
+        load_act.reshape(shape), load_fc.reshape(shape), steps, slot_h=slot_h
+    )
+    q_pv = relative_error_quantiles(
+        pv_act.reshape(shape), pv_fc.reshape(shape), steps, slot_h=slot_h
+    )
+    # A site without PV (or PV only ever forecast as 0) has no PV error to learn: none.
+    q_pv = np.where(np.isnan(q_pv).all(axis=0), 0.0, q_pv)
+    keep = np.isfinite(q_load).all(axis=0) & np.isfinite(q_pv).all(axis=0)
+    if not keep.any():
+        return SustainCorrection(soc_rate_factor=k, rows=rows)
+    q_load, q_pv = q_load[:, keep], q_pv[:, keep]
+    used = np.asarray(knots_h, dtype=float)[keep]
     return SustainCorrection(
         soc_rate_factor=k,
-        knots_h=tuple(used),
-        err_q10_wh=tuple(q10),
-        err_q50_wh=tuple(q50),
-        err_q90_wh=tuple(q90),
+        knots_h=tuple(float(h) for h in used),
+        load_err_q10=tuple(map(float, q_load[0])),
+        load_err_q50=tuple(map(float, q_load[1])),
+        load_err_q90=tuple(map(float, q_load[2])),
+        pv_err_q10=tuple(map(float, q_pv[0])),
+        pv_err_q50=tuple(map(float, q_pv[1])),
+        pv_err_q90=tuple(map(float, q_pv[2])),
         rows=rows,
     )

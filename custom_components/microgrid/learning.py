@@ -484,9 +484,7 @@ class MLManager:
         now = dt_util.utcnow()
         if self._recorder_ready():
             try:
-                recent = await self.async_recorded_history(
-                    now - timedelta(days=RECENT_DAYS), now
-                )
+                recent = await self.async_recorded_history(now - timedelta(days=RECENT_DAYS), now)
                 self.buffer.seed(recent, before_s=math.floor(now.timestamp() / SAMPLE_S) * SAMPLE_S)
             except Exception as err:
                 # The recorder is optional: live samples still fill the buffer.
@@ -578,9 +576,7 @@ class MLManager:
         try:
             now = dt_util.utcnow()
             try:
-                history = await self.async_recorded_history(
-                    now - timedelta(days=TRAIN_DAYS), now
-                )
+                history = await self.async_recorded_history(now - timedelta(days=TRAIN_DAYS), now)
             except Exception as err:
                 # Database errors come in many types; the buffer may still be enough.
                 LOGGER.warning("Could not read the recorded history (%s): %s", trigger, err)
@@ -835,7 +831,8 @@ class MLManager:
             return self._sustain_cache[1]
         site = self.coordinator.site
         end = offset + HORIZON_SLOTS
-        net = self.forecast.site_w[offset:end] - self.forecast_pv_w[offset:end]
+        pv = self.forecast_pv_w[offset:end]
+        net = self.forecast.site_w[offset:end] - pv
         try:
             estimate = sustain_time(
                 now=now.timestamp(),
@@ -843,6 +840,7 @@ class MLManager:
                 soc_pct=min(max(soc_pct, 0.0), 100.0),
                 emergency_pct=site.thresholds.emergency_pct,
                 forecast_net_w=net,
+                forecast_pv_w=pv,
                 slot_minutes=SAMPLE_MINUTES,
                 correction=self.models.sustain if self.models else None,
             )
@@ -900,9 +898,7 @@ class MLManager:
         sustain_attrs = None
         if estimate is not None:
             beyond = not math.isfinite(estimate.hours_to_emergency_p50)
-            sustain_h = round(
-                estimate.horizon_h if beyond else estimate.hours_to_emergency_p50, 2
-            )
+            sustain_h = round(estimate.horizon_h if beyond else estimate.hours_to_emergency_p50, 2)
             sustain_attrs = {
                 "p10_h": _finite(estimate.hours_to_emergency_p10),
                 "p90_h": _finite(estimate.hours_to_emergency_p90),
@@ -985,4 +981,3 @@ class MLManager:
                 for a in self.anomalies
             ],
         }
-

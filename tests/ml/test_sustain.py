@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 
 from hypothesis import given, settings, strategies as st
@@ -78,15 +79,60 @@ def test_charging_stops_at_full_and_a_partial_first_slot_counts_what_is_left() -
 def test_correction_orders_the_quantiles_and_moves_only_the_tails() -> None:
     corr = SustainCorrection(
         knots_h=(4.0, 12.0),
-        err_q10_wh=(-400.0, -1_200.0),
-        err_q50_wh=(0.0, 0.0),
-        err_q90_wh=(400.0, 1_200.0),
+        load_err_q10=(-0.2, -0.2),
+        load_err_q50=(0.0, 0.0),
+        load_err_q90=(0.2, 0.2),
+        pv_err_q10=(-0.5, -0.5),
+        pv_err_q50=(0.0, 0.0),
+        pv_err_q90=(0.5, 0.5),
     )
     e = _est(correction=corr)
     assert e.hours_to_emergency_p10 < e.hours_to_emergency_p50 < e.hours_to_emergency_p90
     assert e.hours_to_emergency_p50 == pytest.approx(8.0)
-    # At 8 h the spread is 800 Wh: 1.6 h at 500 W, so P10 falls near 8 / (1 + 0.2).
+    # No PV: the load runs 20 % high or low, so 4 kWh last 8 / 1.2 or 8 / 0.8 hours.
+    assert e.hours_to_emergency_p10 == pytest.approx(8.0 / 1.2)
+    assert e.hours_to_emergency_p90 == pytest.approx(8.0 / 0.8)
     assert e.hours_to_empty_p10 < e.hours_to_empty_p50 < e.hours_to_empty_p90
+
+
+def test_the_spread_is_relative_so_it_scales_with_the_load() -> None:
+    corr = SustainCorrection(
+        knots_h=(1.0, 24.0),
+        load_err_q10=(-0.3, -0.3),
+        load_err_q50=(0.0, 0.0),
+        load_err_q90=(0.3, 0.3),
+        pv_err_q10=(0.0, 0.0),
+        pv_err_q50=(0.0, 0.0),
+        pv_err_q90=(0.0, 0.0),
+    )
+    light = _est(correction=corr, forecast_net_w=np.full(96, 500.0))
+    heavy = _est(correction=corr, forecast_net_w=np.full(96, 1_000.0))
+    for a, b in (
+        (light.hours_to_emergency_p10, heavy.hours_to_emergency_p10),
+        (light.hours_to_emergency_p90, heavy.hours_to_emergency_p90),
+    ):
+        assert a == pytest.approx(2 * b)
+
+
+def test_pv_errors_widen_the_spread_only_where_pv_is_forecast() -> None:
+    corr = SustainCorrection(
+        knots_h=(1.0, 24.0),
+        load_err_q10=(0.0, 0.0),
+        load_err_q50=(0.0, 0.0),
+        load_err_q90=(0.0, 0.0),
+        pv_err_q10=(-0.5, -0.5),
+        pv_err_q50=(0.0, 0.0),
+        pv_err_q90=(0.5, 0.5),
+    )
+    night = _est(correction=corr, forecast_net_w=np.full(96, 500.0), forecast_pv_w=np.zeros(96))
+    assert night.hours_to_emergency_p10 == night.hours_to_emergency_p90 == pytest.approx(8.0)
+    # 1 kW of load, 500 W of it covered by PV: the same net, but PV may bring half as much.
+    sunny = _est(
+        correction=corr, forecast_net_w=np.full(96, 500.0), forecast_pv_w=np.full(96, 500.0)
+    )
+    assert sunny.hours_to_emergency_p50 == pytest.approx(8.0)
+    assert sunny.hours_to_emergency_p10 == pytest.approx(4_000.0 / 750.0)
+    assert sunny.hours_to_emergency_p90 == pytest.approx(4_000.0 / 250.0)
 
 
 def test_bad_inputs_raise_value_errors() -> None:
@@ -96,6 +142,7 @@ def test_bad_inputs_raise_value_errors() -> None:
         {"forecast_net_w": np.array([])},
         {"forecast_net_w": np.array([np.nan])},
         {"slot_minutes": 0},
+        {"forecast_pv_w": np.zeros(3)},
     ):
         with pytest.raises(ValueError):
             _est(**kw)
@@ -111,9 +158,23 @@ def test_the_soc_rate_factor_is_learned_from_history() -> None:
     assert k == pytest.approx(1.25, rel=0.03)
     corr = fit_sustain_correction(h, capacity_wh=5_000.0, slot_minutes=30)
     assert corr.soc_rate_factor == pytest.approx(1.25, rel=0.05)
-    assert all(a <= b <= c for a, b, c in zip(corr.err_q10_wh, corr.err_q50_wh, corr.err_q90_wh))
-    assert corr.knots_h and corr.err_q90_wh[-1] > corr.err_q10_wh[-1]
+    for q10, q50, q90 in (
+        (corr.load_err_q10, corr.load_err_q50, corr.load_err_q90),
+        (corr.pv_err_q10, corr.pv_err_q50, corr.pv_err_q90),
+    ):
+        assert len(q10) == len(q50) == len(q90) == len(corr.knots_h) > 0
+        assert all(a <= b <= c for a, b, c in zip(q10, q50, q90))
+    assert corr.load_err_q90[-1] > corr.load_err_q10[-1]
     # With the learned factor the same SoC lasts 1/1.25 as long.
     plain = _est(capacity_wh=5_000.0)
     learned = _est(capacity_wh=5_000.0, correction=SustainCorrection(soc_rate_factor=k))
     assert learned.hours_to_empty_p50 == pytest.approx(plain.hours_to_empty_p50 / k)
+
+
+def test_a_site_without_pv_learns_a_load_spread_and_no_pv_spread() -> None:
+    h = site_history(days=6, capacity_wh=4_000.0)
+    h = replace(h, pv_w=np.full(h.size, np.nan), soc_pct=np.full(h.size, np.nan))
+    corr = fit_sustain_correction(h, capacity_wh=5_000.0, slot_minutes=30)
+    assert corr.soc_rate_factor == 1.0 and corr.knots_h
+    assert corr.load_err_q90[0] > corr.load_err_q10[0]
+    assert corr.pv_err_q10 == corr.pv_err_q90 == tuple(0.0 for _ in corr.knots_h)
