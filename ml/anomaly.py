@@ -61,11 +61,15 @@ class AnomalyConfig:
     drift_persist_s: float = 2 * SECONDS_PER_DAY
     drift_quantile: float = 0.02
     drift_quantile_high: float = 0.05
-    # Every floor must exceed its clean level, relative to the other zones' floors (cold weather
-    # lifts all zones, a leak one), by this many robust spreads of that log ratio in training
-    # (tuned on bench/ml.py's tuning split, --anomaly-offset-weeks 8 --seed 1, not the report)
-    # and by at least `drift_floor_w`.
-    drift_sigmas: float = 2.25
+    # `drift_checks_needed` of those four floors must exceed their clean level, relative to the
+    # other zones' floors (cold weather lifts all zones, a leak one), by `drift_sigmas` robust
+    # spreads of that log ratio in training; every floor by at least `drift_floor_w`; and the
+    # zone's own floor must sit `drift_own_sigmas` spreads above its own learned base (so a drop
+    # in the other zones is not read as a rise in this one). Tuned on bench/ml.py's tuning
+    # splits (--anomaly-offset-weeks 8/12/16/20, seeds 1/4/2/3), never on the report split.
+    drift_sigmas: float = 3.0
+    drift_checks_needed: int = 3
+    drift_own_sigmas: float = 1.0
     drift_floor_w: float = 10.0
     voltage_sigmas: float = 6.0
     voltage_min_samples: int = 3
@@ -146,14 +150,19 @@ def floor_w(power_w: np.ndarray, relay: np.ndarray | None, quantile: float) -> f
 
 
 def rolling_floors_w(
-    ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None, *, window_s: float,
+    ts: np.ndarray,
+    power_w: np.ndarray,
+    relay: np.ndarray | None,
+    *,
+    window_s: float,
     quantile: float,
 ) -> np.ndarray:
     """The base-load floor of every `window_s` window ending at a UTC midnight."""
     if ts.size == 0:
         return np.empty(0)
-    ends = np.arange(np.ceil(ts[0] / SECONDS_PER_DAY) * SECONDS_PER_DAY + window_s,
-                     ts[-1] + 1.0, SECONDS_PER_DAY)
+    ends = np.arange(
+        np.ceil(ts[0] / SECONDS_PER_DAY) * SECONDS_PER_DAY + window_s, ts[-1] + 1.0, SECONDS_PER_DAY
+    )
     out = []
     for end in ends:
         sel = (ts >= end - window_s) & (ts < end)
@@ -163,6 +172,14 @@ def rolling_floors_w(
 
 _DRIFT_LOG_OFFSET_W = 10.0  # keeps the log of a near-zero floor finite and calm
 _DRIFT_MIN_LOG_SCALE = 0.05  # no floor repeats to better than ~5 %, however calm training was
+_OUTAGE_SHARE = 0.25  # a floor under this share of the zone's usual one: the board dropped out
+
+
+def outage(log_floors: np.ndarray, usual_w: float, config: AnomalyConfig) -> np.ndarray:
+    """Whether each window's longest floor sits far under the zone's usual one (readings of zero
+    for an hour or more: a dropout or a power cut, not a base load), so it cannot be a reference."""
+    floor = np.exp(log_floors[-2]) - _DRIFT_LOG_OFFSET_W  # the (drift_window_s, drift_quantile)
+    return (usual_w > config.drift_floor_w) & (floor < _OUTAGE_SHARE * usual_w)
 
 
 def drift_checks(config: AnomalyConfig) -> tuple[tuple[float, float], ...]:
@@ -175,8 +192,13 @@ def drift_checks(config: AnomalyConfig) -> tuple[tuple[float, float], ...]:
 
 
 def window_floor_w(
-    ts: np.ndarray, power_w: np.ndarray, relay: np.ndarray | None, *, end_s: float,
-    window_s: float, quantile: float,
+    ts: np.ndarray,
+    power_w: np.ndarray,
+    relay: np.ndarray | None,
+    *,
+    end_s: float,
+    window_s: float,
+    quantile: float,
 ) -> float:
     """Floor over [end_s - window_s, end_s) (NaN when the data covers under 60 % of it)."""
     lo, hi = np.searchsorted(ts, [end_s - window_s, end_s])
@@ -185,18 +207,25 @@ def window_floor_w(
     return floor_w(power_w[lo:hi], None if relay is None else relay[lo:hi], quantile)
 
 
-def _log_floors(
-    h: History, zone: str, ends: np.ndarray, config: AnomalyConfig
-) -> np.ndarray:
+def _log_floors(h: History, zone: str, ends: np.ndarray, config: AnomalyConfig) -> np.ndarray:
     """log(floor + offset) per drift check (rows) and window end (columns)."""
     p = h.zone_power_w[zone]
     p = np.where(p > config.max_zone_power_w, np.nan, p)
     relay = h.zone_relay_on.get(zone)
-    out = np.array([
-        [window_floor_w(h.timestamps, p, relay, end_s=e, window_s=w, quantile=q) for e in ends]
-        for w, q in drift_checks(config)
-    ]).reshape(len(drift_checks(config)), ends.size)
+    out = np.array(
+        [
+            [window_floor_w(h.timestamps, p, relay, end_s=e, window_s=w, quantile=q) for e in ends]
+            for w, q in drift_checks(config)
+        ]
+    ).reshape(len(drift_checks(config)), ends.size)
     return np.log(np.maximum(out, 0.0) + _DRIFT_LOG_OFFSET_W)
+
+
+def own_rise_sigmas(log_floors: np.ndarray, stats: ZoneStats) -> float:
+    """How far the zone's longest low floor sits above its own learned base, in spreads of it."""
+    floor = float(np.exp(log_floors[-2]) - _DRIFT_LOG_OFFSET_W)
+    spread = max(stats.base_spread_w, 0.05 * stats.base_w, 5.0)
+    return (floor - stats.base_w) / spread if np.isfinite(stats.base_w) else float("nan")
 
 
 def _median_rows(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -277,14 +306,18 @@ class AnomalyDetector:
                 continue
             relay = history.zone_relay_on.get(zone)
             off = p[(relay < 0.5) & np.isfinite(p)] if relay is not None else np.empty(0)
-            off_thr = max(c.relay_off_floor_w, 1.5 * float(np.quantile(off, 0.999))) if off.size \
+            off_thr = (
+                max(c.relay_off_floor_w, 1.5 * float(np.quantile(off, 0.999)))
+                if off.size
                 else c.relay_off_floor_w
+            )
             res = spike_residual(p)
             res_ok = np.abs(res[np.isfinite(res)])
             tail = float(res_ok.max()) if res_ok.size else 0.0
             spike_thr = max(c.spike_sigmas * _mad(res), c.spike_tail_factor * tail, 1.0)
-            bases = rolling_floors_w(ts, p, relay, window_s=c.drift_window_s,
-                                     quantile=c.drift_quantile)
+            bases = rolling_floors_w(
+                ts, p, relay, window_s=c.drift_window_s, quantile=c.drift_quantile
+            )
             bases = bases[np.isfinite(bases)]
             seen = ts[np.isfinite(p)]
             interval = float(np.median(np.diff(seen))) if seen.size > 1 else c.silent_after_s
@@ -293,7 +326,7 @@ class AnomalyDetector:
                 off_threshold_w=off_thr,
                 spike_threshold_w=spike_thr,
                 # The latest week sets the level (the season moves it); all windows set the spread.
-            base_w=float(np.median(bases[-7:])) if bases.size else float("nan"),
+                base_w=float(np.median(bases[-7:])) if bases.size else float("nan"),
                 base_spread_w=_mad(bases) if bases.size > 2 else 0.0,
                 scale_w=max(scale, 1.0),
                 sample_interval_s=interval,
@@ -308,9 +341,9 @@ class AnomalyDetector:
         if feats.shape[0] >= 50:
             from sklearn.ensemble import IsolationForest
 
-            self.forest = IsolationForest(
-                n_estimators=100, random_state=self.seed, n_jobs=1
-            ).fit(feats)
+            self.forest = IsolationForest(n_estimators=100, random_state=self.seed, n_jobs=1).fit(
+                feats
+            )
             clean = self.forest.score_samples(feats)
             self.forest_threshold = float(np.quantile(clean, c.pattern_quantile))
         return self
@@ -325,6 +358,9 @@ class AnomalyDetector:
         first = np.ceil(ts[0] / SECONDS_PER_DAY) * SECONDS_PER_DAY + c.drift_window_s
         ends = np.arange(first, ts[-1] + 3600.0, SECONDS_PER_DAY)
         logs = {z: _log_floors(history, z, ends, c) for z in zones}
+        for z in zones:  # a dropout is neither a floor nor a reference for the other zones
+            usual = float(np.nanmedian(np.exp(logs[z][-2]) - _DRIFT_LOG_OFFSET_W))
+            logs[z][:, outage(logs[z], usual, c)] = np.nan
         out = {}
         for zone in zones:
             ref = _median_rows([logs[o] for o in zones if o != zone], logs[zone].shape)
@@ -394,15 +430,29 @@ class AnomalyDetector:
         if gaps.size:
             i = int(np.argmax(gaps))
             if gaps[i] > limit and edges[i + 1] >= now - c.window_s:
-                out.append(Anomaly(zone_id=zone, type=BOARD_SILENT, score=float(gaps[i] / limit),
-                                   at=float(edges[i]), detail={"silent_s": float(gaps[i])}))
+                out.append(
+                    Anomaly(
+                        zone_id=zone,
+                        type=BOARD_SILENT,
+                        score=float(gaps[i] / limit),
+                        at=float(edges[i]),
+                        detail={"silent_s": float(gaps[i])},
+                    )
+                )
         pw = np.where(win, p, np.nan)
         # Impossible values: negative or beyond any plausible board rating.
         bad = (pw < -c.negative_tolerance_w) | (pw > c.max_zone_power_w) | np.isinf(pw)
         if bad.any():
             i = int(np.nonzero(bad)[0][np.argmax(np.abs(np.nan_to_num(pw[bad], posinf=1e12)))])
-            out.append(Anomaly(zone_id=zone, type=IMPOSSIBLE_VALUE, score=2.0, at=float(ts[i]),
-                               detail={"power_w": float(pw[i])}))
+            out.append(
+                Anomaly(
+                    zone_id=zone,
+                    type=IMPOSSIBLE_VALUE,
+                    score=2.0,
+                    at=float(ts[i]),
+                    detail={"power_w": float(pw[i])},
+                )
+            )
         pw = np.where(bad, np.nan, pw)
         if stats is None:
             return out
@@ -412,21 +462,29 @@ class AnomalyDetector:
             for a, b in _runs(flow):
                 if b - a >= c.relay_off_min_samples:
                     level = float(np.median(pw[a:b]))
-                    out.append(Anomaly(
-                        zone_id=zone, type=RELAY_OFF_POWER_FLOW,
-                        score=level / stats.off_threshold_w, at=float(ts[a]),
-                        detail={"power_w": level, "samples": float(b - a)},
-                    ))
+                    out.append(
+                        Anomaly(
+                            zone_id=zone,
+                            type=RELAY_OFF_POWER_FLOW,
+                            score=level / stats.off_threshold_w,
+                            at=float(ts[a]),
+                            detail={"power_w": level, "samples": float(b - a)},
+                        )
+                    )
         # Spikes: a sample far above its neighbourhood median.
         res = spike_residual(pw)
         if np.isfinite(res).any():
             i = int(np.nanargmax(np.abs(res)))
             if abs(res[i]) > stats.spike_threshold_w:
-                out.append(Anomaly(
-                    zone_id=zone, type=SENSOR_SPIKE,
-                    score=float(abs(res[i]) / stats.spike_threshold_w), at=float(ts[i]),
-                    detail={"power_w": float(pw[i]), "residual_w": float(res[i])},
-                ))
+                out.append(
+                    Anomaly(
+                        zone_id=zone,
+                        type=SENSOR_SPIKE,
+                        score=float(abs(res[i]) / stats.spike_threshold_w),
+                        at=float(ts[i]),
+                        detail={"power_w": float(pw[i]), "residual_w": float(res[i])},
+                    )
+                )
         pattern = self._score_pattern(ts, pw, relay, zone, stats)
         if pattern:
             iso = pattern[0].detail["isolation_score"]
@@ -439,10 +497,17 @@ class AnomalyDetector:
         """Zones whose every floor rose well above its clean ratio to the other zones' floors."""
         c = self.config
         n_checks = len(drift_checks(c))
-        fitted = [z for z, s in self.zone_stats.items()
-                  if len(s.drift_log_offset) == n_checks and z in h.zone_power_w]
+        fitted = [
+            z
+            for z, s in self.zone_stats.items()
+            if len(s.drift_log_offset) == n_checks and z in h.zone_power_w
+        ]
         end = np.array([now])
         logs = {z: _log_floors(h, z, end, c)[:, 0] for z in fitted}
+        logs = {
+            z: np.where(outage(v[:, None], self.zone_stats[z].base_w, c)[0], np.nan, v)
+            for z, v in logs.items()
+        }
         out = []
         for zone in fitted:
             stats = self.zone_stats[zone]
@@ -453,19 +518,28 @@ class AnomalyDetector:
             # Cold weather or the season lifts every zone's floor; a leak or theft lifts one.
             ref = np.median(others, axis=0) if others else np.zeros(n_checks)
             expected = ref + np.asarray(stats.drift_log_offset)
-            sigmas = float(np.min((own - expected) / np.asarray(stats.drift_log_scale)))
+            z = np.sort((own - expected) / np.asarray(stats.drift_log_scale))
+            sigmas = float(z[n_checks - min(c.drift_checks_needed, n_checks)])
             rise_w = float(np.min(np.exp(own) - np.exp(expected)))
-            if sigmas > c.drift_sigmas and rise_w > c.drift_floor_w:
-                out.append(Anomaly(
-                    zone_id=zone, type=BASE_LOAD_DRIFT, score=sigmas / c.drift_sigmas,
-                    at=float(h.timestamps[-1]),
-                    detail={
-                        "base_w": float(np.exp(own[-2]) - _DRIFT_LOG_OFFSET_W),
-                        "clean_base_w": float(np.exp(expected[-2]) - _DRIFT_LOG_OFFSET_W),
-                        "rise_w": rise_w,
-                        "sigmas": sigmas,
-                    },
-                ))
+            if (
+                sigmas > c.drift_sigmas
+                and rise_w > c.drift_floor_w
+                and own_rise_sigmas(own, stats) > c.drift_own_sigmas
+            ):
+                out.append(
+                    Anomaly(
+                        zone_id=zone,
+                        type=BASE_LOAD_DRIFT,
+                        score=sigmas / c.drift_sigmas,
+                        at=float(h.timestamps[-1]),
+                        detail={
+                            "base_w": float(np.exp(own[-2]) - _DRIFT_LOG_OFFSET_W),
+                            "clean_base_w": float(np.exp(expected[-2]) - _DRIFT_LOG_OFFSET_W),
+                            "rise_w": rise_w,
+                            "sigmas": sigmas,
+                        },
+                    )
+                )
         return out
 
     def _score_pattern(self, ts, pw, relay, zone: str, stats: ZoneStats) -> list[Anomaly]:
@@ -477,9 +551,15 @@ class AnomalyDetector:
             return []
         s = self.forest.score_samples(x)
         i = int(np.argmin(s))
-        return [Anomaly(zone_id=zone, type=UNUSUAL_PATTERN,
-                        score=float(s[i] / self.forest_threshold), at=float(starts[i]),
-                        detail={"isolation_score": float(s[i])})]
+        return [
+            Anomaly(
+                zone_id=zone,
+                type=UNUSUAL_PATTERN,
+                score=float(s[i] / self.forest_threshold),
+                at=float(starts[i]),
+                detail={"isolation_score": float(s[i])},
+            )
+        ]
 
     def _score_site(self, h: History, win: np.ndarray) -> list[Anomaly]:
         c = self.config
@@ -505,8 +585,15 @@ class AnomalyDetector:
         for name, bad in checks.items():
             if bad.any():
                 i = int(np.nonzero(bad)[0][0])
-                out.append(Anomaly(zone_id=None, type=IMPOSSIBLE_VALUE, score=2.0, at=float(ts[i]),
-                                   detail={"check": name}))
+                out.append(
+                    Anomaly(
+                        zone_id=None,
+                        type=IMPOSSIBLE_VALUE,
+                        score=2.0,
+                        at=float(ts[i]),
+                        detail={"check": name},
+                    )
+                )
         vm = self.voltage_model
         if vm is not None:
             net = h.site_load_w - np.nan_to_num(h.pv_w)
@@ -517,7 +604,13 @@ class AnomalyDetector:
             for a, b in _runs(mismatch):
                 if b - a >= c.voltage_min_samples:
                     zz = float(np.median(z[a:b]))
-                    out.append(Anomaly(zone_id=None, type=VOLTAGE_SOC_MISMATCH,
-                                       score=zz / c.voltage_sigmas, at=float(ts[a]),
-                                       detail={"sigmas": zz, "samples": float(b - a)}))
+                    out.append(
+                        Anomaly(
+                            zone_id=None,
+                            type=VOLTAGE_SOC_MISMATCH,
+                            score=zz / c.voltage_sigmas,
+                            at=float(ts[a]),
+                            detail={"sigmas": zz, "samples": float(b - a)},
+                        )
+                    )
         return out

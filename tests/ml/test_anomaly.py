@@ -213,3 +213,22 @@ def test_zone_without_drift_stats_is_not_judged(detector) -> None:
         for z, s in detector.zone_stats.items()
     }
     assert BASE_LOAD_DRIFT not in {a.type for a in bare.score(held, now=h.timestamps[-1] + 300)}
+
+
+def test_slow_rise_in_one_zone_is_drift_but_a_seasonal_rise_is_not(detector) -> None:
+    h = _three_days()
+    rise = np.linspace(0.0, 1.0, h.size)
+    leak = h.zone_power_w["Zone1"] + 30.0 + 70.0 * rise  # a leak growing to 100 W over 3 days
+    assert _types(detector, _with_zone(h, "Zone1", power=leak)) == {("Zone1", BASE_LOAD_DRIFT)}
+    # Autumn: every zone's load creeps up together, by up to 60 %.
+    season = {z: p * (1.2 + 0.4 * rise) for z, p in h.zone_power_w.items()}
+    found = _types(detector, replace(h, zone_power_w=season))
+    assert BASE_LOAD_DRIFT not in {t for _, t in found}
+
+
+def test_a_dropout_elsewhere_is_not_a_rise_here(detector) -> None:
+    h = _three_days()
+    power = h.zone_power_w["Zone2"].copy()
+    power[400:450] = 0.0  # Zone2 reads zero for 4 hours (a board dropout or a power cut)
+    found = _types(detector, _with_zone(h, "Zone2", power=power))
+    assert BASE_LOAD_DRIFT not in {t for _, t in found}
