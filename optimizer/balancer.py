@@ -57,14 +57,23 @@ def balance(
     decisions: Mapping[str, ZoneDecision],
     margin: float = 0.9,
     restore_margin: float = 0.8,
+    planned_w: Mapping[str, float] | None = None,
 ) -> dict[str, ZoneDecision]:
-    """Cap the switched-on load at margin x limit; restore with hysteresis; never shed critical."""
+    """Cap the switched-on load at margin x limit; restore with hysteresis; never shed critical.
+
+    Running zones count with their measured power; a zone that is off with what the plan expects
+    it to draw now (`planned_w`), else its rating.
+    """
     del band  # the band's rules are already in the decisions
     out = dict(decisions)
     limit = reading.power_limit_w
     by_id = {zone.zone_id: zone for zone in zones if zone.zone_id in out}
     state = {zone_id: state_of(states, zone_id) for zone_id in by_id}
-    load = {zone_id: expected_w(by_id[zone_id], state[zone_id]) for zone_id in by_id}
+    planned = planned_w or {}
+    load = {
+        zone_id: expected_w(by_id[zone_id], state[zone_id], planned.get(zone_id))
+        for zone_id in by_id
+    }
 
     def movable(zone_id: str) -> bool:
         return out[zone_id].on and by_id[zone_id].priority != PriorityClass.CRITICAL

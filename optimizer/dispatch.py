@@ -39,6 +39,8 @@ class DispatchInput:
     zones: tuple[Zone, ...]
     states: Mapping[str, ZoneState]  # by zone_id; a zone with no state: relay off, unknown
     planned_on: Mapping[str, bool] | None = None  # the fresh DP plan's state for this slot
+    # what the plan expects each zone it puts on to draw in this slot (W; its demand forecast)
+    planned_w: Mapping[str, float] | None = None
 
 
 def _decide(inp: DispatchInput) -> Decision:
@@ -61,6 +63,7 @@ def _decide(inp: DispatchInput) -> Decision:
         states=inp.states,
         rules=rules,
         planned_on=inp.planned_on,
+        planned_w=inp.planned_w,
     )
     decisions = balance(
         now=inp.now,
@@ -70,6 +73,7 @@ def _decide(inp: DispatchInput) -> Decision:
         zones=inp.zones,
         states=inp.states,
         decisions=decisions,
+        planned_w=inp.planned_w,
     )
     return Decision(band=band, zones=decisions)
 

@@ -17,7 +17,7 @@ from .model import Band, PriorityClass, Schedule, SiteReading, Zone, ZoneDecisio
 from .policy import (
     Reason,
     ZoneRule,
-    expected_w,
+    expected_w as zone_expected_w,
     finite_nonneg,
     state_of,
     timer_hold,
@@ -169,8 +169,18 @@ def greedy_dispatch(
     states: Mapping[str, ZoneState],
     rules: Mapping[str, ZoneRule],
     planned_on: Mapping[str, bool] | None,
+    planned_w: Mapping[str, float] | None = None,
 ) -> dict[str, ZoneDecision]:
-    """Forced zones as the rules say; free zones by class and value per watt within the budget."""
+    """Forced zones as the rules say; free zones by class and value per watt within the budget.
+
+    A zone that is off counts with what the plan expects it to draw now (`planned_w`), else its
+    rating.
+    """
+    planned_w = planned_w or {}
+
+    def expected_w(zone: Zone, state: ZoneState) -> float:
+        return zone_expected_w(zone, state, planned_w.get(zone.zone_id))
+
     decisions: dict[str, ZoneDecision] = {}
     committed_w = 0.0
     pending: list[tuple[Zone, ZoneState, ZoneRule, _Wish]] = []

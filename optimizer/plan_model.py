@@ -241,6 +241,8 @@ class Plan:
     objective: float
     switches: int
     slot_minutes: int
+    # per zone the power the plan expects it to draw in each slot (its demand forecast)
+    demand_w: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def slot_index(self, now: datetime) -> int | None:
         """The slot `now` falls in, or None when it is outside the horizon."""
@@ -255,3 +257,14 @@ class Plan:
         if index is None:
             return None
         return {zone_id: states[index] for zone_id, states in self.zone_on.items()}
+
+    def planned_w_at(self, now: datetime) -> dict[str, float] | None:
+        """What each zone planned on in the slot holding `now` is expected to draw."""
+        index = self.slot_index(now)
+        if index is None:
+            return None
+        return {
+            zone_id: row[index]
+            for zone_id, row in self.demand_w.items()
+            if index < len(row) and self.zone_on.get(zone_id, ())[index : index + 1] == (True,)
+        }

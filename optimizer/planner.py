@@ -557,6 +557,11 @@ def plan(inp: PlanInput) -> Plan:
         objective=objective - inp.switch_cost * switches,
         switches=switches,
         slot_minutes=inp.slot_minutes,
+        demand_w={
+            zone.zone_id: tuple(float(w) for w in inp.zone_demand_w(zone)[:n_slots])
+            for zone in inp.zones
+            if zone.priority is not PriorityClass.DEFERRABLE
+        },
     )
 
 

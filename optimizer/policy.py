@@ -149,11 +149,15 @@ def state_of(states: Mapping[str, ZoneState], zone_id: str) -> ZoneState:
     return state if isinstance(state, ZoneState) else ZoneState(zone_id=zone_id, relay_on=False)
 
 
-def expected_w(zone: Zone, state: ZoneState) -> float:
-    """The power a zone draws when on: measured while on, else rated; inf when neither is known."""
+def expected_w(zone: Zone, state: ZoneState, planned_w: float | None = None) -> float:
+    """The power a zone draws when on: measured while on, else what the day plan expects it to
+    draw in this slot (its demand forecast), else rated; inf when none is known."""
     measured = finite_nonneg(state.power_w)
     if state.relay_on and measured is not None:
         return measured
+    planned = finite_nonneg(planned_w)
+    if planned is not None:
+        return planned
     rated = finite_nonneg(zone.rated_w)
     # Unknown size: assume the worst, so it is never admitted into a budget it might break.
     return rated if rated is not None else math.inf

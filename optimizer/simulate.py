@@ -324,6 +324,7 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
                 current_plan = plan(inp)
                 plan_ms.append((time.perf_counter() - started) * 1000.0)
             planned = current_plan.planned_on_at(now)
+            planned_w = current_plan.planned_w_at(now)
             states = {z: ZoneState(zone_id=z, relay_on=relay_on[z], power_w=load_w[z],
                                    last_change=last_change[z]) for z in relay_on}
             reading = SiteReading(
@@ -333,7 +334,7 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
             )
             decision = dispatch(DispatchInput(
                 now=now, reading=reading, previous_band=band, thresholds=s.thresholds,
-                zones=s.zones, states=states, planned_on=planned,
+                zones=s.zones, states=states, planned_on=planned, planned_w=planned_w,
             ))
             band = decision.band
             wanted = {z: bool(d.on) for z, d in decision.zones.items()}

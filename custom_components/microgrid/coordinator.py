@@ -395,6 +395,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 zones=self.site.zones,
                 states=states,
                 planned_on=self.planner.planned_on(now),
+                planned_w=self.planner.planned_w(now),
             )
         )
         # Without any fresh board the SoC is unknown: keep the last band rather than guess.

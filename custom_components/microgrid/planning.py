@@ -253,6 +253,12 @@ class PlanManager:
             return None
         return self.plan.planned_on_at(now)
 
+    def planned_w(self, now: datetime) -> dict[str, float] | None:
+        """What the zones the fresh plan puts on now are expected to draw (W), else None."""
+        if self.plan is None or self.status == STATUS_STALE:
+            return None
+        return self.plan.planned_w_at(now)
+
     def build_input(self, now: datetime, what_if: WhatIf | None = None) -> PlanInput | None:
         """The planner's input from the site as it is now (None until the SoC is known)."""
         what_if = what_if or WhatIf()

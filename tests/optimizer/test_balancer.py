@@ -67,6 +67,7 @@ def run(
     limit_w: float,
     decisions: dict[str, ZoneDecision] | None = None,
     now: datetime = NOW,
+    planned_w: dict[str, float] | None = None,
 ) -> dict[str, ZoneDecision]:
     return balance(
         now=now,
@@ -76,6 +77,7 @@ def run(
         zones=zones,
         states=states,
         decisions=decisions or want(zones),
+        planned_w=planned_w,
     )
 
 
@@ -297,3 +299,18 @@ def test_load_wobbling_around_the_margin_switches_once_not_on_every_reading() ->
     # 782-818 W against a 810 W shed level and a 720 W restore level: shed once, never restored.
     assert switches == 1
     assert not states["tv"].relay_on
+
+
+def test_an_idle_zone_counts_with_the_plans_expected_draw_not_its_rating() -> None:
+    """A feeder rated above the restore room starts when the plan expects it to draw little."""
+    homes = zone("homes", NON, 800.0)
+    zones = (CLINIC, homes)
+    states = {"clinic": running(CLINIC, 100.0), "homes": idle(homes)}
+    # 0.8 x 700 W = 560 W of room: 100 W + an 800 W rating does not fit, so it stays off ...
+    assert not run(zones, states, 700.0)["homes"].on
+    # ... while with the plan's 250 W expected draw (100 + 250 <= 560) it starts.
+    assert run(zones, states, 700.0, planned_w={"homes": 250.0})["homes"].on
+    # A running zone still counts with what it measures, whatever the plan expected.
+    states = {"clinic": running(CLINIC, 100.0), "homes": running(homes, 700.0)}
+    out = run(zones, states, 700.0, planned_w={"homes": 250.0, "clinic": float("nan")})
+    assert (out["homes"].on, out["homes"].reason) == (False, Reason.OVERLOAD_SHED)

@@ -147,6 +147,19 @@ def test_planned_on_at_maps_time_to_slot() -> None:
     assert result.planned_on_at(NOW - timedelta(seconds=1)) is None
 
 
+def test_planned_w_at_is_the_forecast_draw_of_zones_planned_on() -> None:
+    """Dispatch counts an idle zone the plan starts with its forecast, not its rating."""
+    demand = {"c": (50.0,) * 4, "s": (80.0,) * 4, "n": (120.0, 130.0, 140.0, 150.0)}
+    result = plan(_input(soc=100, cap=20000, slots=4, demand=demand))
+    assert result.planned_w_at(NOW + timedelta(minutes=90)) == {"c": 50.0, "s": 80.0,
+                                                                "n": 130.0}
+    assert result.planned_w_at(NOW + timedelta(hours=4)) is None
+    # a zone the plan keeps off has no expected draw (it is not being started)
+    starved = plan(_input(soc=5, cap=2000, slots=4, demand=demand))
+    assert not starved.zone_on["n"][0]
+    assert "n" not in (starved.planned_w_at(NOW) or {})
+
+
 def test_switch_cost_is_counted_against_relays_now() -> None:
     inp = _input(soc=100, cap=20000, slots=4, relay_on={"c": True, "s": True, "n": False})
     assert plan(inp).switches == 1

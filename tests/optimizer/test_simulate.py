@@ -73,6 +73,23 @@ def test_scarce_site_planner_protects_critical_better_than_threshold() -> None:
     assert baseline["plan_ms"] is None
 
 
+def test_a_feeder_rated_above_the_inverter_runs_when_it_draws_little() -> None:
+    """Homes rated 900 W on a 600 W inverter but drawing 200 W: the planner serves them.
+
+    Dispatch counts an idle zone the plan starts with its forecast draw; counting the rating,
+    the feeder could never start and the homes stayed dark all day.
+    """
+    sc = _scenario(soc=80.0)
+    sc["inverter_limit_w"] = 600
+    sc["zones"][1]["rated_w"] = 900
+    n = len(sc["pv_w"])
+    sc["demand_w"]["n"] = [200.0] * n
+    result = simulate(scenario_from_dict(sc), forecast_kind="persistence")
+    assert result["critical_served_pct"] == 100.0
+    homes = result["zones"]["n"]
+    assert homes["served_wh"] >= 0.9 * homes["demand_wh"]
+
+
 def test_threshold_sheds_lowest_first_and_restores_after_min_off() -> None:
     zones = (Zone(zone_id="c", name="c", priority=P.CRITICAL, rated_w=500),
              Zone(zone_id="s", name="s", priority=P.SEMI_CRITICAL, rated_w=300),
