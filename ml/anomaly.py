@@ -66,11 +66,28 @@ class AnomalyConfig:
     # spreads of that log ratio in training; every floor by at least `drift_floor_w`; and the
     # zone's own floor must sit `drift_own_sigmas` spreads above its own learned base (so a drop
     # in the other zones is not read as a rise in this one). Tuned on bench/ml.py's tuning
-    # splits (--anomaly-offset-weeks 8/12/16/20, seeds 1/4/2/3), never on the report split.
+    # splits (--anomaly-offset-weeks 8/12/16/20, seeds 1/4/2/3, 8-day windows as
+    # learning.RECENT_DAYS), never on the report split.
     drift_sigmas: float = 3.0
-    drift_checks_needed: int = 3
+    drift_checks_needed: int = 2
     drift_own_sigmas: float = 1.0
     drift_floor_w: float = 10.0
+    # The recent history scored holds the zone's clean days before a leak began: the windows
+    # that closed 3, 4, 5 and 6 days ago (the last an 8-day history still covers; at least
+    # `drift_min_reference` of them) are the local reference. A leak needs `drift_checks_needed`
+    # floors above the trained ratio by `drift_sigmas`, `drift_local_checks` above the local one
+    # by `drift_local_sigmas` (same learned spread), and `drift_own_checks` floors up by
+    # `drift_own_rise` in log (~22 %) on the zone's own reference floors: a step in the site's
+    # load reaches the zones a day apart, but it does not lift the one zone that keeps reading
+    # as before. A leak older than the reference (all of it shifted) still shows if every
+    # trained check stands `drift_settled_sigmas` above.
+    drift_reference_days: int = 4
+    drift_min_reference: int = 2
+    drift_local_checks: int = 3
+    drift_local_sigmas: float = 1.0
+    drift_own_checks: int = 2
+    drift_own_rise: float = 0.2
+    drift_settled_sigmas: float = 8.0
     voltage_sigmas: float = 6.0
     voltage_min_samples: int = 3
     max_zone_power_w: float = 50_000.0
@@ -226,6 +243,58 @@ def own_rise_sigmas(log_floors: np.ndarray, stats: ZoneStats) -> float:
     floor = float(np.exp(log_floors[-2]) - _DRIFT_LOG_OFFSET_W)
     spread = max(stats.base_spread_w, 0.05 * stats.base_w, 5.0)
     return (floor - stats.base_w) / spread if np.isfinite(stats.base_w) else float("nan")
+
+
+def drift_ends_s(now: float, config: AnomalyConfig) -> np.ndarray:
+    """`now`, then the ends of the reference windows: days that closed before the drift window
+    opened, as far back as a window of recent history still covers them."""
+    first = round(config.drift_window_s / SECONDS_PER_DAY)
+    back = np.arange(first, first + config.drift_reference_days)
+    return now - SECONDS_PER_DAY * np.concatenate([[0], back])
+
+
+def cross_log_ratios(logs: Mapping[str, np.ndarray], zone: str) -> np.ndarray:
+    """The zone's log floors minus the other zones' median, per check and window end (its own
+    log floors on a one-zone site; NaN where no other zone has a floor)."""
+    others = [v for o, v in logs.items() if o != zone]
+    return logs[zone] - _median_rows(others, logs[zone].shape)
+
+
+def drift_sigmas(
+    ratios: np.ndarray, stats: ZoneStats, min_reference: int
+) -> tuple[np.ndarray, ...]:
+    """Per check, how far the latest cross-zone log ratio (column 0) sits above the clean one
+    learned in training, and above its own median over the reference windows (columns 1:),
+    in learned spreads of that ratio (NaN without enough reference windows)."""
+    now = ratios[:, 0]
+    scale = np.asarray(stats.drift_log_scale)
+    trained = (now - np.asarray(stats.drift_log_offset)) / scale
+    ref = ratios[:, 1:]
+    enough = np.isfinite(ref).sum(axis=1) >= min_reference
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        local = np.where(enough, (now - np.nanmedian(ref, axis=1)) / scale, np.nan)
+    return trained, local
+
+
+def own_log_rise(log_floors: np.ndarray) -> np.ndarray:
+    """Per check, the latest log floor (column 0) minus its median over the reference windows
+    (NaN without any)."""
+    ref = log_floors[:, 1:]
+    enough = np.isfinite(ref).any(axis=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.where(enough, log_floors[:, 0] - np.nanmedian(ref, axis=1), np.nan)
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest value, NaN counting as the smallest (-inf when there are under k)."""
+    v = np.sort(np.where(np.isfinite(values), values, -np.inf))
+    return float(v[-min(k, v.size)]) if v.size else float("-inf")
 
 
 def _median_rows(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -494,7 +563,8 @@ class AnomalyDetector:
         return out
 
     def _score_drift(self, h: History, now: float) -> list[Anomaly]:
-        """Zones whose every floor rose well above its clean ratio to the other zones' floors."""
+        """Zones whose floors rose against the other zones' and against their own a few days
+        before (or stand far above their clean ratio to the other zones' on every check)."""
         c = self.config
         n_checks = len(drift_checks(c))
         fitted = [
@@ -502,27 +572,33 @@ class AnomalyDetector:
             for z, s in self.zone_stats.items()
             if len(s.drift_log_offset) == n_checks and z in h.zone_power_w
         ]
-        end = np.array([now])
-        logs = {z: _log_floors(h, z, end, c)[:, 0] for z in fitted}
-        logs = {
-            z: np.where(outage(v[:, None], self.zone_stats[z].base_w, c)[0], np.nan, v)
-            for z, v in logs.items()
-        }
+        ends = drift_ends_s(now, c)
+        logs = {}
+        for z in fitted:
+            v = _log_floors(h, z, ends, c)
+            v[:, outage(v, self.zone_stats[z].base_w, c)] = np.nan
+            v[:, ~np.isfinite(v).all(axis=0)] = np.nan  # a window counts with every check or none
+            logs[z] = v
         out = []
         for zone in fitted:
             stats = self.zone_stats[zone]
-            own = logs[zone]
-            others = [logs[o] for o in fitted if o != zone and np.isfinite(logs[o]).all()]
-            if not np.isfinite(own).all() or (len(fitted) > 1 and not others):
-                continue  # too short a look, or nothing to tell a leak from the weather
+            own = logs[zone][:, 0]
             # Cold weather or the season lifts every zone's floor; a leak or theft lifts one.
-            ref = np.median(others, axis=0) if others else np.zeros(n_checks)
-            expected = ref + np.asarray(stats.drift_log_offset)
-            z = np.sort((own - expected) / np.asarray(stats.drift_log_scale))
-            sigmas = float(z[n_checks - min(c.drift_checks_needed, n_checks)])
+            ratios = cross_log_ratios(logs, zone)
+            if not np.isfinite(ratios[:, 0]).all():
+                continue  # too short a look, or nothing to tell a leak from the weather
+            trained, local = drift_sigmas(ratios, stats, c.drift_min_reference)
+            expected = own - ratios[:, 0] + np.asarray(stats.drift_log_offset)
             rise_w = float(np.min(np.exp(own) - np.exp(expected)))
-            if (
+            sigmas = _kth_largest(trained, c.drift_checks_needed)
+            leak = (
                 sigmas > c.drift_sigmas
+                and _kth_largest(local, c.drift_local_checks) > c.drift_local_sigmas
+                and _kth_largest(own_log_rise(logs[zone]), c.drift_own_checks) > c.drift_own_rise
+            )
+            settled = _kth_largest(trained, n_checks) > c.drift_settled_sigmas
+            if (
+                (leak or settled)
                 and rise_w > c.drift_floor_w
                 and own_rise_sigmas(own, stats) > c.drift_own_sigmas
             ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -232,3 +233,55 @@ def test_a_dropout_elsewhere_is_not_a_rise_here(detector) -> None:
     power[400:450] = 0.0  # Zone2 reads zero for 4 hours (a board dropout or a power cut)
     found = _types(detector, _with_zone(h, "Zone2", power=power))
     assert BASE_LOAD_DRIFT not in {t for _, t in found}
+
+
+def _week(seed: int = 7):
+    """What the integration scores: its last RECENT_DAYS (8) days."""
+    return site_history(days=8, seed=seed, start_s=START_S + 8 * DAY_S)
+
+
+def _local_only(detector: AnomalyDetector) -> AnomalyDetector:
+    """The fitted detector without the settled-leak fallback: drift needs the local reference."""
+    local = copy.copy(detector)
+    local.config = replace(detector.config, drift_settled_sigmas=float("inf"))
+    return local
+
+
+def _ramp_over_last_days(h, days: float = 3.0) -> np.ndarray:
+    """0 before the last `days`, then 0.3 rising to 1.0 (a leak that began `days` ago)."""
+    start = h.timestamps[-1] + 300 - days * DAY_S
+    on = h.timestamps >= start
+    return np.where(on, 0.3 + 0.7 * (h.timestamps - start) / (days * DAY_S), 0.0)
+
+
+def test_leak_rising_over_the_last_days_of_a_week_is_drift(detector) -> None:
+    h = _week()
+    local = _local_only(detector)
+    assert _types(local, h) == set()
+    leak = h.zone_power_w["Zone1"] + 80.0 * _ramp_over_last_days(h)
+    found = local.score(_with_zone(h, "Zone1", power=leak), now=h.timestamps[-1] + 300)
+    assert [(a.zone_id, a.type) for a in found] == [("Zone1", BASE_LOAD_DRIFT)]
+    assert found[0].detail["rise_w"] > 10.0
+
+
+def test_the_same_rise_in_every_zone_of_a_week_is_not_drift(detector) -> None:
+    h = _week()
+    ramp = _ramp_over_last_days(h)
+    cold = {z: p * (1.0 + 0.8 * ramp) for z, p in h.zone_power_w.items()}
+    found = _types(detector, replace(h, zone_power_w=cold))
+    assert BASE_LOAD_DRIFT not in {t for _, t in found}
+
+
+def test_a_dropout_in_a_week_is_not_drift(detector) -> None:
+    h = _week()
+    for zone in ("Zone1", "Zone2"):
+        power = h.zone_power_w[zone].copy()
+        power[-600:-550] = 0.0  # reads zero for 4 hours two days ago (a dropout, a power cut)
+        assert BASE_LOAD_DRIFT not in {t for _, t in _types(detector, _with_zone(h, zone, power))}
+
+
+def test_a_leak_older_than_the_reference_still_shows(detector) -> None:
+    h = _week()
+    held = _with_zone(h, "Zone1", power=h.zone_power_w["Zone1"] + 150.0)  # all week long
+    assert BASE_LOAD_DRIFT not in {t for _, t in _types(_local_only(detector), held)}
+    assert _types(detector, held) == {("Zone1", BASE_LOAD_DRIFT)}
