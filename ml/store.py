@@ -22,7 +22,8 @@ from .demand import DemandForecaster, FitReport, SeriesModel
 from .history import History
 from .sustain import SustainCorrection, fit_sustain_correction
 
-FORMAT_VERSION = 2  # 2: drift settings per zone (AnomalyConfig without drift_rel)
+FORMAT_VERSION = 3  # 3: sustain spread as load/PV error quantiles; drift 3-of-4 rule
+# 2: drift settings per zone (AnomalyConfig without drift_rel)
 MAGIC = b"MICROGRID-ML\n"
 
 
