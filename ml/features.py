@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import warnings
 
 import numpy as np
 
@@ -11,6 +10,8 @@ from .history import SECONDS_PER_DAY
 
 DAYS_PER_WEEK = 7
 PROFILE_DAYS = 7  # the same-slot profile averages this many past days
+# The anchor profile also takes the same weekday this many weeks back (when the history has it).
+ANCHOR_EXTRA_WEEKS = (2, 3)
 
 DEMAND_FEATURE_NAMES: tuple[str, ...] = (
     "hour_sin",
@@ -38,6 +39,9 @@ DEMAND_FEATURE_NAMES: tuple[str, ...] = (
     "pv_lag_day_w",
     "relay_on_fraction",
     "temperature_c",
+    "profile_q25_w",
+    "profile_q75_w",
+    "profile_anchor_w",
 )
 
 
@@ -46,6 +50,7 @@ LOAD_COLUMNS: tuple[int, ...] = tuple(
     i for i, n in enumerate(DEMAND_FEATURE_NAMES) if n.endswith("_w") and not n.startswith("pv_")
 )
 LEVEL_COLUMN = DEMAND_FEATURE_NAMES.index("mean_7d_w")
+ANCHOR_COLUMN = DEMAND_FEATURE_NAMES.index("profile_anchor_w")
 
 
 def load_scale(x: np.ndarray) -> np.ndarray:
@@ -54,6 +59,13 @@ def load_scale(x: np.ndarray) -> np.ndarray:
     day = x[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
     level = np.where(np.isfinite(week), week, day)
     return np.maximum(np.where(np.isfinite(level), level, 1.0), 1.0)
+
+
+def anchor_profile(x: np.ndarray) -> np.ndarray:
+    """Per-row seasonal anchor (robust profile, else the last day's mean, else 0) in x's units."""
+    anchor = x[:, ANCHOR_COLUMN]
+    day = x[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    return np.where(np.isfinite(anchor), anchor, np.where(np.isfinite(day), day, 0.0))
 
 
 def normalise_load(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +136,19 @@ def _nanmean_rows(m: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.where(ok, m, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
+def _nanquantile_rows(m: np.ndarray, q: float) -> np.ndarray:
+    """Row quantiles ignoring NaN (linear interpolation, NaN for an all-NaN row), vectorised."""
+    srt = np.sort(m, axis=1)  # NaN sorts last
+    count = np.isfinite(m).sum(axis=1)
+    pos = q * np.maximum(count - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    rows = np.arange(m.shape[0])
+    frac = pos - lo
+    out = srt[rows, lo] * (1 - frac) + srt[rows, hi] * frac
+    return np.where(count > 0, out, np.nan)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SeriesContext:
     """One series on a regular slot grid, with its exogenous inputs on the same grid."""
@@ -165,9 +190,11 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
     week_idx, _ = seasonal_index(ctx, origins, steps, d * DAYS_PER_WEEK)
     past_days = np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
     profile = _nanmean_rows(past_days)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
-        profile_median = np.nanmedian(past_days, axis=1)
+    profile_median = _nanquantile_rows(past_days, 0.5)
+    # The anchor: a median robust to one-off days, with the same weekday of earlier weeks
+    # weighing in (their slots also lie at or before the origin).
+    week_back = [_take(y, week_idx - (k - 1) * d * DAYS_PER_WEEK) for k in ANCHOR_EXTRA_WEEKS]
+    anchor = _nanquantile_rows(np.column_stack([past_days, *week_back]), 0.5)
     # Yesterday around the same slot: the neighbours may lie after the origin, so mask them.
     nbr = [np.where(day_idx + k <= origins, _take(y, day_idx + k), np.nan) for k in (-1, 0, 1)]
     lag_smooth = _nanmean_rows(np.column_stack(nbr))
@@ -207,6 +234,9 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
             _take(ctx.pv_w, day_idx),
             _take(ctx.relay_on_fraction, origins),
             temperature,
+            _nanquantile_rows(past_days, 0.25),
+            _nanquantile_rows(past_days, 0.75),
+            anchor,
         ]
     )
 

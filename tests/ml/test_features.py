@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
@@ -71,3 +73,30 @@ def test_seasonal_persistence_repeats_a_periodic_day() -> None:
     load = np.tile(day, 5)
     pred = seasonal_persistence(_ctx(load), np.full(30, 119), np.arange(1, 31))
     np.testing.assert_allclose(pred, np.tile(day, 3)[:30])
+
+
+@settings(max_examples=25, deadline=None)
+@given(step=st.integers(1, 48), seed=st.integers(0, 1000))
+def test_anchor_profile_is_a_median_of_past_days_and_weekdays(step: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    load = rng.uniform(0, 100, 30 * 24)
+    load[rng.random(load.size) < 0.1] = np.nan
+    origin = 29 * 24 - 1
+    x = demand_features(_ctx(load), np.array([origin]), np.array([step]))[0]
+    target = origin + step
+    day = target - 24 * int(np.ceil(step / 24))
+    week = target - 24 * 7 * int(np.ceil(step / (24 * 7)))
+    past = [load[day - m * 24] for m in range(7)]
+    col = DEMAND_FEATURE_NAMES.index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanmedian([*past, load[week - 7 * 24], load[week - 14 * 24]])
+        q25, q75 = np.nanpercentile(past, [25, 75])
+    np.testing.assert_allclose(x[col("profile_anchor_w")], want)
+    np.testing.assert_allclose(x[col("profile_q25_w")], q25)
+    np.testing.assert_allclose(x[col("profile_q75_w")], q75)
+    changed = load.copy()
+    changed[origin + 1 :] = 5000.0
+    np.testing.assert_array_equal(
+        x, demand_features(_ctx(changed), np.array([origin]), np.array([step]))[0]
+    )
