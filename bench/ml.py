@@ -217,7 +217,7 @@ def bench_sustain(test_days: int, seed: int) -> dict[str, float]:
 ZONES = ("Zone1", "Zone2", "Zone3")
 LEAK_RATIO = (0.5, 3.0)  # injected leaks grow to this many times the zone's floor
 LEAK_DAYS = 3  # an injected leak started this many days before the end of the scored day
-RECENT_DAYS = 8  # what the integration scores (custom_components/microgrid/learning.py)
+RECENT_DAYS = 8  # what the integration scores (learning.ANOMALY_DAYS in the integration)
 INJECTED = (RELAY_OFF_POWER_FLOW, SENSOR_SPIKE, BASE_LOAD_DRIFT, BOARD_SILENT,
             VOLTAGE_SOC_MISMATCH, IMPOSSIBLE_VALUE)
 

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 EVENT_ANOMALY = "microgrid_anomaly"
 SAMPLE_MINUTES = SLOT_MINUTES  # the planner's slots: the buffer, the recorder history, forecasts
 SAMPLE_S = SAMPLE_MINUTES * 60.0
-RECENT_DAYS = 8  # forecast features look a week back (same weekday, 7-day mean)
+# Forecast features look up to three weeks back (the same slot over the last 7 days and on the
+# same weekday 2 and 3 weeks ago); the buffer keeps that much even when the recorder keeps less.
+RECENT_DAYS = 22
+ANOMALY_DAYS = 8  # anomaly scoring compares the last days with the days just before them
 TRAIN_DAYS = 28  # recorder lookback for training (the recorder keeps 10 days by default)
 MIN_TRAIN_SLOTS = 288  # a day of 5-minute slots before training is worth its CPU
 MODEL_SLOT_MINUTES = 30  # the forecaster's own grid (what bench/ml.py measures)
@@ -258,7 +261,8 @@ def predict_and_score(
         )
     except ValueError as err:
         error = str(err)
-    anomalies = detector.score(recent, now=now_s)
+    scored = recent.select(recent.timestamps > now_s - ANOMALY_DAYS * 86_400.0)
+    anomalies = detector.score(scored, now=now_s)
     return RefreshResult(forecast=forecast, anomalies=anomalies, error=error)
 
 

@@ -236,7 +236,7 @@ def test_a_dropout_elsewhere_is_not_a_rise_here(detector) -> None:
 
 
 def _week(seed: int = 7):
-    """What the integration scores: its last RECENT_DAYS (8) days."""
+    """What the integration scores: its last ANOMALY_DAYS (8) days."""
     return site_history(days=8, seed=seed, start_s=START_S + 8 * DAY_S)
 
 
