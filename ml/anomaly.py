@@ -428,8 +428,11 @@ class AnomalyDetector:
         ends = np.arange(first, ts[-1] + 3600.0, SECONDS_PER_DAY)
         logs = {z: _log_floors(history, z, ends, c) for z in zones}
         for z in zones:  # a dropout is neither a floor nor a reference for the other zones
-            usual = float(np.nanmedian(np.exp(logs[z][-2]) - _DRIFT_LOG_OFFSET_W))
-            logs[z][:, outage(logs[z], usual, c)] = np.nan
+            floors = np.exp(logs[z][-2]) - _DRIFT_LOG_OFFSET_W
+            floors = floors[np.isfinite(floors)]
+            if floors.size == 0:  # too little history for a single floor: nothing to mask
+                continue
+            logs[z][:, outage(logs[z], float(np.median(floors)), c)] = np.nan
         out = {}
         for zone in zones:
             ref = _median_rows([logs[o] for o in zones if o != zone], logs[zone].shape)
