@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import calendar_features
+from .features import calendar_features, nanquantile_rows
 from .history import SECONDS_PER_DAY, History
 
 RELAY_OFF_POWER_FLOW = "relay_off_power_flow"
@@ -67,7 +67,7 @@ class AnomalyConfig:
     # zone's own floor must sit `drift_own_sigmas` spreads above its own learned base (so a drop
     # in the other zones is not read as a rise in this one). Tuned on bench/ml.py's tuning
     # splits (--anomaly-offset-weeks 8/12/16/20, seeds 1/4/2/3, 8-day windows as
-    # learning.RECENT_DAYS), never on the report split.
+    # learning.ANOMALY_DAYS), never on the report split.
     drift_sigmas: float = 3.0
     drift_checks_needed: int = 2
     drift_own_sigmas: float = 1.0
@@ -147,13 +147,7 @@ def spike_residual(power_w: np.ndarray) -> np.ndarray:
     out = np.full(n, np.nan)
     if n < 5:
         return out
-    win = np.lib.stride_tricks.sliding_window_view(power_w, 5)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(win, axis=1)
+    med = nanquantile_rows(np.lib.stride_tricks.sliding_window_view(power_w, 5), 0.5)
     out[2:-2] = power_w[2:-2] - med
     return out
 
@@ -271,11 +265,7 @@ def drift_sigmas(
     trained = (now - np.asarray(stats.drift_log_offset)) / scale
     ref = ratios[:, 1:]
     enough = np.isfinite(ref).sum(axis=1) >= min_reference
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        local = np.where(enough, (now - np.nanmedian(ref, axis=1)) / scale, np.nan)
+    local = np.where(enough, (now - nanquantile_rows(ref, 0.5)) / scale, np.nan)
     return trained, local
 
 
@@ -284,11 +274,7 @@ def own_log_rise(log_floors: np.ndarray) -> np.ndarray:
     (NaN without any)."""
     ref = log_floors[:, 1:]
     enough = np.isfinite(ref).any(axis=1)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.where(enough, log_floors[:, 0] - np.nanmedian(ref, axis=1), np.nan)
+    return np.where(enough, log_floors[:, 0] - nanquantile_rows(ref, 0.5), np.nan)
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:
@@ -301,11 +287,8 @@ def _median_rows(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """Elementwise median of `rows`, ignoring NaN (zeros when there are none: one zone)."""
     if not rows:
         return np.zeros(shape)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-        return np.nanmedian(np.stack(rows), axis=0)
+    stacked = np.stack(rows).reshape(len(rows), -1)
+    return nanquantile_rows(stacked.T, 0.5).reshape(shape)
 
 
 def _window_features(

@@ -192,15 +192,20 @@ class SeriesModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted watts for full feature rows."""
-        xs, scale = normalise_load(x) if self.normalise else (x, np.ones(x.shape[0]))
+        xs, scale = _in_level_units(x, normalise=self.normalise)
         return (self.estimator.predict(xs[:, self.columns]) + anchor_profile(xs)) * scale
+
+
+def _in_level_units(x: np.ndarray, *, normalise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows divided by their level (and that level), or as they are with level 1."""
+    return normalise_load(x) if normalise else (x, np.ones(x.shape[0]))
 
 
 def regression_target(
     x: np.ndarray, load_w: np.ndarray, *, normalise: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, target) for training: the load minus its anchor, in level units if asked."""
-    xs, scale = normalise_load(x) if normalise else (x, np.ones(x.shape[0]))
+    xs, scale = _in_level_units(x, normalise=normalise)
     return xs, load_w / scale - anchor_profile(xs)
 
 

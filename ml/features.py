@@ -51,12 +51,13 @@ LOAD_COLUMNS: tuple[int, ...] = tuple(
 )
 LEVEL_COLUMN = DEMAND_FEATURE_NAMES.index("mean_7d_w")
 ANCHOR_COLUMN = DEMAND_FEATURE_NAMES.index("profile_anchor_w")
+DAY_MEAN_COLUMN = DEMAND_FEATURE_NAMES.index("mean_24h_w")
 
 
 def load_scale(x: np.ndarray) -> np.ndarray:
     """Per-row level of the series (its last week's mean, else last day's), at least 1 W."""
     week = x[:, LEVEL_COLUMN]
-    day = x[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    day = x[:, DAY_MEAN_COLUMN]
     level = np.where(np.isfinite(week), week, day)
     return np.maximum(np.where(np.isfinite(level), level, 1.0), 1.0)
 
@@ -64,7 +65,7 @@ def load_scale(x: np.ndarray) -> np.ndarray:
 def anchor_profile(x: np.ndarray) -> np.ndarray:
     """Per-row seasonal anchor (robust profile, else the last day's mean, else 0) in x's units."""
     anchor = x[:, ANCHOR_COLUMN]
-    day = x[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    day = x[:, DAY_MEAN_COLUMN]
     return np.where(np.isfinite(anchor), anchor, np.where(np.isfinite(day), day, 0.0))
 
 
@@ -136,10 +137,11 @@ def _nanmean_rows(m: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.where(ok, m, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
-def _nanquantile_rows(m: np.ndarray, q: float) -> np.ndarray:
-    """Row quantiles ignoring NaN (linear interpolation, NaN for an all-NaN row), vectorised."""
+def nanquantile_rows(m: np.ndarray, q: float) -> np.ndarray:
+    """Row quantiles ignoring NaN (linear interpolation, NaN for an all-NaN row), vectorised:
+    `np.nanquantile(m, q, axis=1)` without its all-NaN warning (not thread-safe to silence)."""
     srt = np.sort(m, axis=1)  # NaN sorts last
-    count = np.isfinite(m).sum(axis=1)
+    count = (~np.isnan(m)).sum(axis=1)
     pos = q * np.maximum(count - 1, 0)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
@@ -190,11 +192,11 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
     week_idx, _ = seasonal_index(ctx, origins, steps, d * DAYS_PER_WEEK)
     past_days = np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
     profile = _nanmean_rows(past_days)
-    profile_median = _nanquantile_rows(past_days, 0.5)
+    profile_median = nanquantile_rows(past_days, 0.5)
     # The anchor: a median robust to one-off days, with the same weekday of earlier weeks
     # weighing in (their slots also lie at or before the origin).
     week_back = [_take(y, week_idx - (k - 1) * d * DAYS_PER_WEEK) for k in ANCHOR_EXTRA_WEEKS]
-    anchor = _nanquantile_rows(np.column_stack([past_days, *week_back]), 0.5)
+    anchor = nanquantile_rows(np.column_stack([past_days, *week_back]), 0.5)
     # Yesterday around the same slot: the neighbours may lie after the origin, so mask them.
     nbr = [np.where(day_idx + k <= origins, _take(y, day_idx + k), np.nan) for k in (-1, 0, 1)]
     lag_smooth = _nanmean_rows(np.column_stack(nbr))
@@ -234,8 +236,8 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
             _take(ctx.pv_w, day_idx),
             _take(ctx.relay_on_fraction, origins),
             temperature,
-            _nanquantile_rows(past_days, 0.25),
-            _nanquantile_rows(past_days, 0.75),
+            nanquantile_rows(past_days, 0.25),
+            nanquantile_rows(past_days, 0.75),
             anchor,
         ]
     )
@@ -245,5 +247,5 @@ def seasonal_persistence(ctx: SeriesContext, origins: np.ndarray, steps: np.ndar
     """Mean of the same slot over up to 7 past days; else the last day's mean; else NaN."""
     feats = demand_features(ctx, origins, steps)
     profile = feats[:, DEMAND_FEATURE_NAMES.index("profile_day_w")]
-    mean_24h = feats[:, DEMAND_FEATURE_NAMES.index("mean_24h_w")]
+    mean_24h = feats[:, DAY_MEAN_COLUMN]
     return np.where(np.isfinite(profile), profile, mean_24h)

@@ -9,7 +9,7 @@ planner and the bus. Importing it never imports scikit-learn.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 import math
@@ -103,6 +103,34 @@ def state_value(state: str | None, *, relay: bool = False) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def history_of_roles(
+    grid: np.ndarray, zones: tuple[str, ...], column: Callable[[str], np.ndarray]
+) -> History:
+    """A History on `grid` whose series are `column(role)` for each role ("load", "pv", "soc",
+    "voltage", "power:<zone>", "relay:<zone>")."""
+    return History(
+        timestamps=grid,
+        site_load_w=column("load"),
+        pv_w=column("pv"),
+        soc_pct=column("soc"),
+        voltage_v=column("voltage"),
+        zone_power_w={z: column(f"power:{z}") for z in zones},
+        zone_relay_on={z: column(f"relay:{z}") for z in zones},
+    )
+
+
+def roles_of(history: History) -> dict[str, np.ndarray]:
+    """The History's series by role (the inverse of `history_of_roles`)."""
+    return {
+        "load": history.site_load_w,
+        "pv": history.pv_w,
+        "soc": history.soc_pct,
+        "voltage": history.voltage_v,
+        **{f"power:{z}": v for z, v in history.zone_power_w.items()},
+        **{f"relay:{z}": v for z, v in history.zone_relay_on.items()},
+    }
+
+
 def history_from_series(
     series: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
@@ -120,15 +148,7 @@ def history_from_series(
         t, v = series.get(role, (np.empty(0), np.empty(0)))
         return step_means(t, v, grid_s=grid, slot_s=SAMPLE_S, end_s=end_s)
 
-    h = History(
-        timestamps=grid,
-        site_load_w=means("load"),
-        pv_w=means("pv"),
-        soc_pct=means("soc"),
-        voltage_v=means("voltage"),
-        zone_power_w={z: means(f"power:{z}") for z in zones},
-        zone_relay_on={z: means(f"relay:{z}") for z in zones},
-    )
+    h = history_of_roles(grid, zones, means)
     any_value = np.isfinite(h.site_load_w) | np.isfinite(h.soc_pct)
     for z in zones:
         any_value |= np.isfinite(h.zone_power_w[z])
@@ -329,14 +349,7 @@ class SampleBuffer:
     def seed(self, history: History, *, before_s: float) -> int:
         """Fill slots before `before_s` that hold nothing yet from a recorded history."""
         added = 0
-        roles = {
-            "load": history.site_load_w,
-            "pv": history.pv_w,
-            "soc": history.soc_pct,
-            "voltage": history.voltage_v,
-            **{f"power:{z}": v for z, v in history.zone_power_w.items()},
-            **{f"relay:{z}": v for z, v in history.zone_relay_on.items()},
-        }
+        roles = roles_of(history)
         for i, start in enumerate(history.timestamps.tolist()):
             if start >= before_s or start in self._slots:
                 continue
@@ -356,23 +369,19 @@ class SampleBuffer:
         starts = sorted(self._slots)
         grid = slot_grid(starts[0], starts[-1], SAMPLE_S)
         index = {s: i for i, s in enumerate(grid.tolist())}
-
-        def column(key: str) -> np.ndarray:
-            out = np.full(grid.shape, np.nan)
-            for start, slot in self._slots.items():
-                acc = slot.get(key)
-                if acc and acc[1] > 0 and start in index:
-                    out[index[start]] = acc[0] / acc[1]
-            return out
-
-        return History(
-            timestamps=grid,
-            site_load_w=column("load"),
-            pv_w=column("pv"),
-            soc_pct=column("soc"),
-            voltage_v=column("voltage"),
-            zone_power_w={z: column(f"power:{z}") for z in zones},
-            zone_relay_on={z: column(f"relay:{z}") for z in zones},
+        columns: dict[str, np.ndarray] = {}
+        # One pass over the slots (this runs on the event loop every refresh).
+        for start, slot in self._slots.items():
+            i = index.get(start)
+            if i is None:
+                continue
+            for key, (total, count) in slot.items():
+                if count > 0:
+                    if key not in columns:
+                        columns[key] = np.full(grid.shape, np.nan)
+                    columns[key][i] = total / count
+        return history_of_roles(
+            grid, zones, lambda role: columns.get(role, np.full(grid.shape, np.nan))
         )
 
 
