@@ -218,7 +218,7 @@ def window_floor_w(
     return floor_w(power_w[lo:hi], None if relay is None else relay[lo:hi], quantile)
 
 
-def _log_floors(h: History, zone: str, ends: np.ndarray, config: AnomalyConfig) -> np.ndarray:
+def log_floors(h: History, zone: str, ends: np.ndarray, config: AnomalyConfig) -> np.ndarray:
     """log(floor + offset) per drift check (rows) and window end (columns)."""
     p = h.zone_power_w[zone]
     p = np.where(p > config.max_zone_power_w, np.nan, p)
@@ -409,7 +409,7 @@ class AnomalyDetector:
             return {}
         first = np.ceil(ts[0] / SECONDS_PER_DAY) * SECONDS_PER_DAY + c.drift_window_s
         ends = np.arange(first, ts[-1] + 3600.0, SECONDS_PER_DAY)
-        logs = {z: _log_floors(history, z, ends, c) for z in zones}
+        logs = {z: log_floors(history, z, ends, c) for z in zones}
         for z in zones:  # a dropout is neither a floor nor a reference for the other zones
             floors = np.exp(logs[z][-2]) - _DRIFT_LOG_OFFSET_W
             floors = floors[np.isfinite(floors)]
@@ -561,7 +561,7 @@ class AnomalyDetector:
         ends = drift_ends_s(now, c)
         logs = {}
         for z in fitted:
-            v = _log_floors(h, z, ends, c)
+            v = log_floors(h, z, ends, c)
             v[:, outage(v, self.zone_stats[z].base_w, c)] = np.nan
             v[:, ~np.isfinite(v).all(axis=0)] = np.nan  # a window counts with every check or none
             logs[z] = v
