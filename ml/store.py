@@ -94,9 +94,9 @@ def _demand_state(f: DemandForecaster) -> dict[str, Any]:
             k: {"columns": m.columns.tolist(), "estimator": m.estimator, "normalise": m.normalise}
             for k, m in f.models.items()
         },
-        "report": None if f.report is None else {
-            **asdict(f.report), "mae_backtest_by_series": dict(f.report.mae_backtest_by_series)
-        },
+        "report": None
+        if f.report is None
+        else {**asdict(f.report), "mae_backtest_by_series": dict(f.report.mae_backtest_by_series)},
     }
 
 
@@ -234,10 +234,7 @@ def loads(data: bytes) -> TrainedModels:
             demand=_demand_from(payload["demand"]),
             anomaly=_anomaly_from(payload["anomaly"]),
             sustain=SustainCorrection(
-                **{
-                    k: tuple(v) if isinstance(v, list) else v
-                    for k, v in payload["sustain"].items()
-                }
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in payload["sustain"].items()}
             ),
             trained_at=float(payload["trained_at"]),
         )

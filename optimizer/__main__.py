@@ -18,16 +18,25 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("scenario", type=Path)
     sim.add_argument("--forecast", choices=FORECASTS, default="persistence")
     sim.add_argument("--policy", choices=POLICIES, default="planner")
-    sim.add_argument("--replan-every", type=int, default=1, metavar="SLOTS",
-                     help="re-plan every N slots (default 1: every slot)")
+    sim.add_argument(
+        "--replan-every",
+        type=int,
+        default=1,
+        metavar="SLOTS",
+        help="re-plan every N slots (default 1: every slot)",
+    )
     args = parser.parse_args(argv)
     try:
         data = json.loads(args.scenario.read_text(encoding="utf-8"))
         scenario = scenario_from_dict(data)
         if args.replan_every < 1:
             raise ValueError("--replan-every must be >= 1")
-        result = simulate(scenario, forecast_kind=args.forecast, policy=args.policy,
-                          replan_every=args.replan_every)
+        result = simulate(
+            scenario,
+            forecast_kind=args.forecast,
+            policy=args.policy,
+            replan_every=args.replan_every,
+        )
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -65,14 +65,19 @@ class ReserveBands:
 
     def __post_init__(self) -> None:
         """Check each band is a percentage and lower classes stop no lower than higher ones."""
-        values = (self.critical_pct, self.semi_critical_pct, self.non_critical_pct,
-                  self.deferrable_pct)
-        for name, value in zip(("critical", "semi_critical", "non_critical", "deferrable"),
-                               values):
+        values = (
+            self.critical_pct,
+            self.semi_critical_pct,
+            self.non_critical_pct,
+            self.deferrable_pct,
+        )
+        for name, value in zip(("critical", "semi_critical", "non_critical", "deferrable"), values):
             _finite_nonneg(value, f"reserve {name}_pct")
             _require(value <= 100, f"reserve {name}_pct must be <= 100, got {value}")
-        _require(list(values) == sorted(values),
-                 "reserve bands must not decrease from critical to deferrable")
+        _require(
+            list(values) == sorted(values),
+            "reserve bands must not decrease from critical to deferrable",
+        )
 
     def pct_for(self, priority: PriorityClass) -> float:
         """The reserve band of one class."""
@@ -105,8 +110,10 @@ class Battery:
         _finite_nonneg(self.max_charge_w, "battery max_charge_w")
         _finite_nonneg(self.max_discharge_w, "battery max_discharge_w")
         for name, eff in (("charge_eff", self.charge_eff), ("discharge_eff", self.discharge_eff)):
-            _require(isinstance(eff, int | float) and 0 < eff <= 1,
-                     f"battery {name} must be in (0, 1], got {eff!r}")
+            _require(
+                isinstance(eff, int | float) and 0 < eff <= 1,
+                f"battery {name} must be in (0, 1], got {eff!r}",
+            )
 
     @property
     def energy_wh(self) -> float:
@@ -130,10 +137,13 @@ class DeferrableJob:
         """Reject empty or backwards jobs."""
         _finite_nonneg(self.energy_wh, f"job {self.zone_id} energy_wh")
         _require(self.energy_wh > 0, f"job {self.zone_id} energy_wh must be > 0")
-        _require(self.earliest.tzinfo is not None and self.deadline.tzinfo is not None,
-                 f"job {self.zone_id} earliest/deadline must be timezone-aware")
-        _require(self.deadline > self.earliest,
-                 f"job {self.zone_id} deadline must be after earliest")
+        _require(
+            self.earliest.tzinfo is not None and self.deadline.tzinfo is not None,
+            f"job {self.zone_id} earliest/deadline must be timezone-aware",
+        )
+        _require(
+            self.deadline > self.earliest, f"job {self.zone_id} deadline must be after earliest"
+        )
 
     @property
     def name(self) -> str:
@@ -163,16 +173,21 @@ class PlanInput:
     def __post_init__(self) -> None:
         """Validate shapes and numbers once, so the planner never meets bad data."""
         _require(self.now.tzinfo is not None, "now must be timezone-aware")
-        _require(isinstance(self.slot_minutes, int) and 1 <= self.slot_minutes <= 60,
-                 f"slot_minutes must be an integer in 1..60, got {self.slot_minutes!r}")
-        _require(isinstance(self.horizon_slots, int)
-                 and 1 <= self.horizon_slots <= MAX_HORIZON_SLOTS,
-                 f"horizon_slots must be in 1..{MAX_HORIZON_SLOTS}, got {self.horizon_slots!r}")
+        _require(
+            isinstance(self.slot_minutes, int) and 1 <= self.slot_minutes <= 60,
+            f"slot_minutes must be an integer in 1..60, got {self.slot_minutes!r}",
+        )
+        _require(
+            isinstance(self.horizon_slots, int) and 1 <= self.horizon_slots <= MAX_HORIZON_SLOTS,
+            f"horizon_slots must be in 1..{MAX_HORIZON_SLOTS}, got {self.horizon_slots!r}",
+        )
         _finite_nonneg(self.inverter_limit_w, "inverter_limit_w")
         _finite_nonneg(self.switch_cost, "switch_cost")
         _finite_nonneg(self.emergency_pct, "emergency_pct")
-        _require(len(self.pv_w) == self.horizon_slots,
-                 f"pv_w has {len(self.pv_w)} slots, horizon_slots is {self.horizon_slots}")
+        _require(
+            len(self.pv_w) == self.horizon_slots,
+            f"pv_w has {len(self.pv_w)} slots, horizon_slots is {self.horizon_slots}",
+        )
         for i, value in enumerate(self.pv_w):
             _finite_nonneg(value, f"pv_w[{i}]")
         ids = [z.zone_id for z in self.zones]
@@ -182,16 +197,19 @@ class PlanInput:
         known = set(ids)
         for zone_id, row in self.demand_w.items():
             _require(zone_id in known, f"demand_w names unknown zone {zone_id!r}")
-            _require(len(row) == self.horizon_slots,
-                     f"demand_w[{zone_id}] has {len(row)} slots, "
-                     f"horizon_slots is {self.horizon_slots}")
+            _require(
+                len(row) == self.horizon_slots,
+                f"demand_w[{zone_id}] has {len(row)} slots, horizon_slots is {self.horizon_slots}",
+            )
             for i, value in enumerate(row):
                 _finite_nonneg(value, f"demand_w[{zone_id}][{i}]")
         by_id = {z.zone_id: z for z in self.zones}
         for job in self.jobs:
             _require(job.zone_id in known, f"job names unknown zone {job.zone_id!r}")
-            _require(by_id[job.zone_id].rated_w > 0,
-                     f"job zone {job.zone_id} needs rated_w > 0 to deliver energy")
+            _require(
+                by_id[job.zone_id].rated_w > 0,
+                f"job zone {job.zone_id} needs rated_w > 0 to deliver energy",
+            )
 
     @property
     def slot(self) -> timedelta:

@@ -194,16 +194,16 @@ def job_shape(job: DeferrableJob, zone: Zone, inp: PlanInput, busy: np.ndarray) 
     n_runs = max(1, math.ceil(job.energy_wh / slot_wh - 1e-9))
     run_wh = np.array([min(slot_wh, job.energy_wh - k * slot_wh) for k in range(n_runs)])
     starts = np.array([inp.now + k * inp.slot for k in range(inp.horizon_slots)])
-    allowed = np.array(
-        [s >= job.earliest and s + inp.slot <= job.deadline for s in starts], dtype=bool
-    ) & ~busy
+    allowed = (
+        np.array([s >= job.earliest and s + inp.slot <= job.deadline for s in starts], dtype=bool)
+        & ~busy
+    )
     start_ok = np.zeros(inp.horizon_slots, dtype=bool)
     for t in range(inp.horizon_slots - n_runs + 1):
         start_ok[t] = bool(allowed[t : t + n_runs].all())
     if job.started and not job.splittable:
         start_ok[1:] = False
-    return JobShape(run_wh=run_wh, allowed=allowed, splittable=job.splittable,
-                    start_slots=start_ok)
+    return JobShape(run_wh=run_wh, allowed=allowed, splittable=job.splittable, start_slots=start_ok)
 
 
 def _weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,14 +255,19 @@ def plan_job(
         best = wait_v
         if shape.allowed[t]:
             run_v = np.full_like(wait_v, _NEG)
-            for powers, rows in ((run_w[0], slice(0, n_runs - 1)),
-                                 (run_w[-1], slice(n_runs - 1, n_runs))):
+            for powers, rows in (
+                (run_w[0], slice(0, n_runs - 1)),
+                (run_w[-1], slice(n_runs - 1, n_runs)),
+            ):
                 if rows.start == rows.stop:
                     continue
                 total = fixed_load_w[t] + powers
                 run_e = step_energy_wh(grid, total, pv_w[t], phys)
-                ok = (bool(power_ok(total, pv_w[t], phys)) & (run_e >= target_wh[t] - _EPS_WH)
-                      & (run_e >= reserve_wh - _EPS_WH))
+                ok = (
+                    bool(power_ok(total, pv_w[t], phys))
+                    & (run_e >= target_wh[t] - _EPS_WH)
+                    & (run_e >= reserve_wh - _EPS_WH)
+                )
                 r_idx, r_frac = _weights(run_e, grids[t + 1])
                 nxt_rows = slice(rows.start + 1, rows.stop + 1)
                 cont = _at(v_next[nxt_rows], r_idx, r_frac)
@@ -282,16 +287,21 @@ def plan_job(
         wait_e = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
         v_next = values[t + 1][mode]
         grid = grids[t + 1]
-        wait_q = (float(np.interp(wait_e, grid, v_next))
-                  if wait_e >= target_wh[t] - _EPS_WH and (shape.splittable or mode == 0)
-                  else _NEG)
+        wait_q = (
+            float(np.interp(wait_e, grid, v_next))
+            if wait_e >= target_wh[t] - _EPS_WH and (shape.splittable or mode == 0)
+            else _NEG
+        )
         run_q = _NEG
         can_start = shape.splittable or mode > 0 or bool(shape.start_slots[t])
         if shape.allowed[t] and can_start:
             total = fixed_load_w[t] + run_w[mode]
             run_e = float(step_energy_wh(energy, total, pv_w[t], phys))
-            if (bool(power_ok(total, pv_w[t], phys)) and run_e >= target_wh[t] - _EPS_WH
-                    and run_e >= reserve_wh - _EPS_WH):
+            if (
+                bool(power_ok(total, pv_w[t], phys))
+                and run_e >= target_wh[t] - _EPS_WH
+                and run_e >= reserve_wh - _EPS_WH
+            ):
                 run_q = shape.run_wh[mode] + float(np.interp(run_e, grid, values[t + 1][mode + 1]))
         if run_q > _NEG / 2 and run_q >= wait_q - _TIE:
             runs.append(t)
@@ -311,8 +321,11 @@ def trajectory_wh(
 ) -> np.ndarray:
     """Stored energy at every slot boundary (T+1), in closed form (charging clamps at full)."""
     net = load_w - pv_w
-    inc = np.where(net >= 0, -net * phys.slot_h / phys.discharge_eff,
-                   np.minimum(-net, phys.max_charge_w) * phys.charge_eff * phys.slot_h)
+    inc = np.where(
+        net >= 0,
+        -net * phys.slot_h / phys.discharge_eff,
+        np.minimum(-net, phys.max_charge_w) * phys.charge_eff * phys.slot_h,
+    )
     acc = np.concatenate(([0.0], np.cumsum(inc)))
     # x(t+1) = min(full, x(t) + inc(t))  =>  x(t) = acc(t) + min(x0, min_k<=t (full - acc(k)))
     head = np.minimum.accumulate(np.concatenate(([energy0_wh], phys.capacity_wh - acc[1:])))
@@ -335,8 +348,11 @@ def fill_tier(
     on = on.copy()
     load = fixed_load_w + (on * demand_w).sum(axis=0)
     for t in np.argsort(-(pv_w - load), kind="stable"):
-        candidates = [k for k in np.argsort(demand_w[:, t], kind="stable")
-                      if not on[k, t] and demand_w[k, t] > 0]
+        candidates = [
+            k
+            for k in np.argsort(demand_w[:, t], kind="stable")
+            if not on[k, t] and demand_w[k, t] > 0
+        ]
         for k in candidates:  # smallest first: once one fails, larger ones fail too
             new_w = load[t] + demand_w[k, t]
             if not bool(power_ok(new_w, pv_w[t], phys)):
@@ -400,8 +416,9 @@ def advance_tier(
         trial_on[k] = row
         drawing = (trial_on * demand_w).sum(axis=0) > 0
         floor = np.where(drawing, np.maximum(target_wh, reserve_wh), target_wh)
-        if (np.any(new_energy[1:] < floor - _EPS_WH)
-                or np.any(new_energy[src + 1 :] < energy[src + 1 :] - _EPS_WH)):
+        if np.any(new_energy[1:] < floor - _EPS_WH) or np.any(
+            new_energy[src + 1 :] < energy[src + 1 :] - _EPS_WH
+        ):
             return False
         on[k] = row
         load, energy = trial, new_energy
@@ -491,24 +508,43 @@ def plan(inp: PlanInput) -> Plan:
         reserve_wh = inp.battery.reserve.pct_for(priority) / 100.0 * phys.capacity_wh
         levels = _levels(zones, demand, n_slots)
         target = min_end_energy_wh(fixed_load, floor_end, pv, phys)
-        force = (inp.emergency_pct / 100.0 * phys.capacity_wh
-                 if priority is PriorityClass.CRITICAL else None)
+        force = (
+            inp.emergency_pct / 100.0 * phys.capacity_wh
+            if priority is PriorityClass.CRITICAL
+            else None
+        )
         chosen = plan_levels(
-            levels_w=levels, reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target,
-            pv_w=pv, energy0_wh=energy0, phys=phys,
+            levels_w=levels,
+            reserve_wh=reserve_wh,
+            fixed_load_w=fixed_load,
+            target_wh=target,
+            pv_w=pv,
+            energy0_wh=energy0,
+            phys=phys,
             switch_penalty=inp.switch_cost / CLASS_WEIGHT_PER_WH[priority],
-            level0=_level_now(zones, relay_on), force_full_above_wh=force,
+            level0=_level_now(zones, relay_on),
+            force_full_above_wh=force,
         )
         tier_demand = np.stack([demand[z.zone_id] for z in zones])
         tier_on = fill_tier(
-            on=np.arange(len(zones))[:, None] < chosen[None, :], demand_w=tier_demand,
-            reserve_wh=reserve_wh, fixed_load_w=fixed_load, target_wh=target, pv_w=pv,
-            energy0_wh=energy0, phys=phys,
+            on=np.arange(len(zones))[:, None] < chosen[None, :],
+            demand_w=tier_demand,
+            reserve_wh=reserve_wh,
+            fixed_load_w=fixed_load,
+            target_wh=target,
+            pv_w=pv,
+            energy0_wh=energy0,
+            phys=phys,
         )
         if force is None:  # critical zones already follow the emergency rule slot by slot
             tier_on = advance_tier(
-                on=tier_on, demand_w=tier_demand, reserve_wh=reserve_wh,
-                fixed_load_w=fixed_load, target_wh=target, pv_w=pv, energy0_wh=energy0,
+                on=tier_on,
+                demand_w=tier_demand,
+                reserve_wh=reserve_wh,
+                fixed_load_w=fixed_load,
+                target_wh=target,
+                pv_w=pv,
+                energy0_wh=energy0,
                 phys=phys,
                 was_on=np.array([relay_on.get(z.zone_id, False) for z in zones], dtype=bool),
             )
@@ -526,7 +562,12 @@ def plan(inp: PlanInput) -> Plan:
                     unmet.append(f"critical {zone.zone_id}: {short:.0f} Wh unserved")
 
     job_plans, job_load, job_floor = _plan_jobs(
-        inp, phys=phys, pv=pv, energy0=energy0, fixed_load=fixed_load, floor_end=floor_end,
+        inp,
+        phys=phys,
+        pv=pv,
+        energy0=energy0,
+        fixed_load=fixed_load,
+        floor_end=floor_end,
         zone_on=zone_on,
     )
     fixed_load = fixed_load + job_load
@@ -534,7 +575,8 @@ def plan(inp: PlanInput) -> Plan:
     served[PriorityClass.DEFERRABLE] = sum(j.planned_wh for j in job_plans)
     wanted[PriorityClass.DEFERRABLE] = sum(j.energy_wh for j in job_plans)
     unmet.extend(
-        f"job {j.job_id}: {j.planned_wh:.0f}/{j.energy_wh:.0f} Wh planned" for j in job_plans
+        f"job {j.job_id}: {j.planned_wh:.0f}/{j.energy_wh:.0f} Wh planned"
+        for j in job_plans
         if not j.complete
     )
     energy = simulate_energy_wh(fixed_load, pv, energy0, phys)
@@ -590,18 +632,27 @@ def _plan_jobs(
         floor = np.maximum(floor_end, job_floor)
         target = min_end_energy_wh(load, floor, pv, phys)
         runs = plan_job(
-            shape=shape, reserve_wh=reserve_wh, fixed_load_w=load,
-            target_wh=target, pv_w=pv, energy0_wh=energy0, phys=phys,
+            shape=shape,
+            reserve_wh=reserve_wh,
+            fixed_load_w=load,
+            target_wh=target,
+            pv_w=pv,
+            energy0_wh=energy0,
+            phys=phys,
         )
         run_wh = shape.run_wh[: len(runs)]
         job_load[runs] += run_wh / phys.slot_h
         job_floor[runs] = np.maximum(job_floor[runs], reserve_wh)
         zone_on[zone.zone_id][runs] = True
         busy[zone.zone_id][runs] = True
-        plans.append(JobPlan(
-            job_id=job.name, zone_id=job.zone_id,
-            start=inp.now + int(runs[0]) * inp.slot if len(runs) else None,
-            slots=tuple(int(r) for r in runs), planned_wh=float(run_wh.sum()),
-            energy_wh=job.energy_wh,
-        ))
+        plans.append(
+            JobPlan(
+                job_id=job.name,
+                zone_id=job.zone_id,
+                start=inp.now + int(runs[0]) * inp.slot if len(runs) else None,
+                slots=tuple(int(r) for r in runs),
+                planned_wh=float(run_wh.sum()),
+                energy_wh=job.energy_wh,
+            )
+        )
     return plans, job_load, job_floor

@@ -119,8 +119,9 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
             inverter_limit_w=float(data["inverter_limit_w"]),
             zones=zones,
             pv_w=_floats(data["pv_w"], "pv_w"),
-            demand_w={str(k): _floats(v, f"demand_w[{k}]")
-                      for k, v in data.get("demand_w", {}).items()},
+            demand_w={
+                str(k): _floats(v, f"demand_w[{k}]") for k, v in data.get("demand_w", {}).items()
+            },
             jobs=jobs,
             horizon_slots=int(data.get("horizon_slots", 288)),
             history_days=int(data.get("history_days", 0)),
@@ -140,31 +141,58 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     bat = s.battery
     res = bat.reserve
     return {
-        "start": s.start.isoformat(), "slot_minutes": s.slot_minutes,
-        "history_days": s.history_days, "horizon_slots": s.horizon_slots,
+        "start": s.start.isoformat(),
+        "slot_minutes": s.slot_minutes,
+        "history_days": s.history_days,
+        "horizon_slots": s.horizon_slots,
         "battery": {
-            "capacity_wh": bat.capacity_wh, "soc_pct": bat.soc_pct,
-            "max_charge_w": bat.max_charge_w, "max_discharge_w": bat.max_discharge_w,
-            "charge_eff": bat.charge_eff, "discharge_eff": bat.discharge_eff,
-            "reserve": {"critical_pct": res.critical_pct,
-                        "semi_critical_pct": res.semi_critical_pct,
-                        "non_critical_pct": res.non_critical_pct,
-                        "deferrable_pct": res.deferrable_pct},
+            "capacity_wh": bat.capacity_wh,
+            "soc_pct": bat.soc_pct,
+            "max_charge_w": bat.max_charge_w,
+            "max_discharge_w": bat.max_discharge_w,
+            "charge_eff": bat.charge_eff,
+            "discharge_eff": bat.discharge_eff,
+            "reserve": {
+                "critical_pct": res.critical_pct,
+                "semi_critical_pct": res.semi_critical_pct,
+                "non_critical_pct": res.non_critical_pct,
+                "deferrable_pct": res.deferrable_pct,
+            },
         },
         "inverter_limit_w": s.inverter_limit_w,
-        "zones": [{"zone_id": z.zone_id, "name": z.name, "priority": z.priority.value,
-                   "rated_w": z.rated_w, "household": z.household, "min_on_s": z.min_on_s,
-                   "min_off_s": z.min_off_s} for z in s.zones],
+        "zones": [
+            {
+                "zone_id": z.zone_id,
+                "name": z.name,
+                "priority": z.priority.value,
+                "rated_w": z.rated_w,
+                "household": z.household,
+                "min_on_s": z.min_on_s,
+                "min_off_s": z.min_off_s,
+            }
+            for z in s.zones
+        ],
         "pv_w": list(s.pv_w),
         "demand_w": {z: list(v) for z, v in s.demand_w.items()},
-        "jobs": [{"job_id": j.job_id, "zone_id": j.zone_id, "energy_wh": j.energy_wh,
-                  "earliest": j.earliest.isoformat(), "deadline": j.deadline.isoformat(),
-                  "splittable": j.splittable} for j in s.jobs],
-        "thresholds": {"conservation_pct": s.thresholds.conservation_pct,
-                       "emergency_pct": s.thresholds.emergency_pct,
-                       "critical_alert_pct": s.thresholds.critical_alert_pct,
-                       "hysteresis_pct": s.thresholds.hysteresis_pct,
-                       "min_on_s": s.thresholds.min_on_s, "min_off_s": s.thresholds.min_off_s},
+        "jobs": [
+            {
+                "job_id": j.job_id,
+                "zone_id": j.zone_id,
+                "energy_wh": j.energy_wh,
+                "earliest": j.earliest.isoformat(),
+                "deadline": j.deadline.isoformat(),
+                "splittable": j.splittable,
+            }
+            for j in s.jobs
+        ],
+        "thresholds": {
+            "conservation_pct": s.thresholds.conservation_pct,
+            "emergency_pct": s.thresholds.emergency_pct,
+            "critical_alert_pct": s.thresholds.critical_alert_pct,
+            "hysteresis_pct": s.thresholds.hysteresis_pct,
+            "min_on_s": s.thresholds.min_on_s,
+            "min_off_s": s.thresholds.min_off_s,
+        },
         "switch_cost": s.switch_cost,
     }
 
@@ -230,14 +258,28 @@ def _active_job(
     runs: list[_JobRun], zone_id: str, now: datetime, slot: timedelta
 ) -> _JobRun | None:
     """The job a deferrable zone would run in this slot, if any (earliest deadline first)."""
-    live = [r for r in runs if r.job.zone_id == zone_id and r.remaining_wh > 1e-9
-            and r.job.earliest <= now and now + slot <= r.job.deadline]
+    live = [
+        r
+        for r in runs
+        if r.job.zone_id == zone_id
+        and r.remaining_wh > 1e-9
+        and r.job.earliest <= now
+        and now + slot <= r.job.deadline
+    ]
     return min(live, key=lambda r: r.job.deadline) if live else None
 
 
-def _plan_input(s: Scenario, *, t: int, now: datetime, energy_wh: float,
-                relay_on: dict[str, bool], runs: list[_JobRun], kind: str,
-                demand: dict[str, np.ndarray]) -> PlanInput:
+def _plan_input(
+    s: Scenario,
+    *,
+    t: int,
+    now: datetime,
+    energy_wh: float,
+    relay_on: dict[str, bool],
+    runs: list[_JobRun],
+    kind: str,
+    demand: dict[str, np.ndarray],
+) -> PlanInput:
     """What the planner is told at slot t."""
     per_day = s.slots_per_day
     horizon = s.horizon_slots
@@ -248,20 +290,42 @@ def _plan_input(s: Scenario, *, t: int, now: datetime, energy_wh: float,
         if run.remaining_wh <= 1e-9 or run.job.deadline <= now:
             continue
         started = run.delivered_wh > 0
-        jobs.append(replace(run.job, energy_wh=run.remaining_wh,
-                            earliest=max(run.job.earliest, now), started=started))
-    battery = replace(s.battery, soc_pct=min(100.0, max(0.0, energy_wh / s.battery.capacity_wh
-                                                          * 100.0)))
+        jobs.append(
+            replace(
+                run.job,
+                energy_wh=run.remaining_wh,
+                earliest=max(run.job.earliest, now),
+                started=started,
+            )
+        )
+    battery = replace(
+        s.battery, soc_pct=min(100.0, max(0.0, energy_wh / s.battery.capacity_wh * 100.0))
+    )
     return PlanInput(
-        now=now, battery=battery, inverter_limit_w=s.inverter_limit_w, zones=s.zones,
-        pv_w=tuple(pv.tolist()), demand_w=dem, jobs=tuple(jobs), relay_on=dict(relay_on),
-        slot_minutes=s.slot_minutes, horizon_slots=horizon, switch_cost=s.switch_cost,
+        now=now,
+        battery=battery,
+        inverter_limit_w=s.inverter_limit_w,
+        zones=s.zones,
+        pv_w=tuple(pv.tolist()),
+        demand_w=dem,
+        jobs=tuple(jobs),
+        relay_on=dict(relay_on),
+        slot_minutes=s.slot_minutes,
+        horizon_slots=horizon,
+        switch_cost=s.switch_cost,
         emergency_pct=s.thresholds.emergency_pct,
     )
 
 
-def _trip(on: dict[str, bool], *, load: dict[str, float], zones: tuple[Zone, ...], energy: float,
-          pv: float, phys: Physics) -> dict[str, bool]:
+def _trip(
+    on: dict[str, bool],
+    *,
+    load: dict[str, float],
+    zones: tuple[Zone, ...],
+    energy: float,
+    pv: float,
+    phys: Physics,
+) -> dict[str, bool]:
     """Zones the physics can carry: trip lowest priority first, largest first, until it holds."""
     on = dict(on)
     order = sorted(zones, key=lambda z: (-z.priority.rank, -load.get(z.zone_id, 0.0), z.zone_id))
@@ -274,8 +338,13 @@ def _trip(on: dict[str, bool], *, load: dict[str, float], zones: tuple[Zone, ...
     return on
 
 
-def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
-             policy: str = "planner", replan_every: int = 1) -> dict[str, Any]:
+def simulate(
+    scenario: Scenario,
+    *,
+    forecast_kind: str = "persistence",
+    policy: str = "planner",
+    replan_every: int = 1,
+) -> dict[str, Any]:
     """Run the closed loop over the scenario; the figures the CLI prints."""
     if forecast_kind not in FORECASTS:
         raise ValueError(f"forecast must be one of {FORECASTS}")
@@ -284,10 +353,15 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
     s = scenario
     slot = timedelta(minutes=s.slot_minutes)
     slot_h = s.slot_minutes / 60.0
-    phys = Physics(capacity_wh=s.battery.capacity_wh, max_charge_w=s.battery.max_charge_w,
-                   max_discharge_w=s.battery.max_discharge_w, charge_eff=s.battery.charge_eff,
-                   discharge_eff=s.battery.discharge_eff, inverter_limit_w=s.inverter_limit_w,
-                   slot_h=slot_h)
+    phys = Physics(
+        capacity_wh=s.battery.capacity_wh,
+        max_charge_w=s.battery.max_charge_w,
+        max_discharge_w=s.battery.max_discharge_w,
+        charge_eff=s.battery.charge_eff,
+        discharge_eff=s.battery.discharge_eff,
+        inverter_limit_w=s.inverter_limit_w,
+        slot_h=slot_h,
+    )
     demand = _actual_demand(s)
     pv_all = np.asarray(s.pv_w, dtype=float)
     runs = [_JobRun(job=j) for j in s.jobs]
@@ -310,40 +384,66 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
         for zone in s.zones:
             if zone.priority is PriorityClass.DEFERRABLE:
                 run = _active_job(runs, zone.zone_id, now, slot)
-                load_w[zone.zone_id] = (min(zone.rated_w, run.remaining_wh / slot_h)
-                                        if run else 0.0)
+                load_w[zone.zone_id] = min(zone.rated_w, run.remaining_wh / slot_h) if run else 0.0
             else:
                 load_w[zone.zone_id] = float(demand[zone.zone_id][t])
                 demand_wh[zone.zone_id] += load_w[zone.zone_id] * slot_h
         soc = energy / s.battery.capacity_wh * 100.0
         if policy == "planner":
             if current_plan is None or (t - s.first_slot) % replan_every == 0:
-                inp = _plan_input(s, t=t, now=now, energy_wh=energy, relay_on=relay_on,
-                                  runs=runs, kind=forecast_kind, demand=demand)
+                inp = _plan_input(
+                    s,
+                    t=t,
+                    now=now,
+                    energy_wh=energy,
+                    relay_on=relay_on,
+                    runs=runs,
+                    kind=forecast_kind,
+                    demand=demand,
+                )
                 started = time.perf_counter()
                 current_plan = plan(inp)
                 plan_ms.append((time.perf_counter() - started) * 1000.0)
             planned = current_plan.planned_on_at(now)
             planned_w = current_plan.planned_w_at(now)
-            states = {z: ZoneState(zone_id=z, relay_on=relay_on[z], power_w=load_w[z],
-                                   last_change=last_change[z]) for z in relay_on}
+            states = {
+                z: ZoneState(
+                    zone_id=z, relay_on=relay_on[z], power_w=load_w[z], last_change=last_change[z]
+                )
+                for z in relay_on
+            }
             reading = SiteReading(
-                soc_pct=soc, solar_w=pv, load_w=sum(load_w[z] for z, v in relay_on.items() if v),
+                soc_pct=soc,
+                solar_w=pv,
+                load_w=sum(load_w[z] for z, v in relay_on.items() if v),
                 power_limit_w=min(s.inverter_limit_w, s.battery.max_discharge_w + pv),
                 sun_up=pv > 0,
             )
-            decision = dispatch(DispatchInput(
-                now=now, reading=reading, previous_band=band, thresholds=s.thresholds,
-                zones=s.zones, states=states, planned_on=planned, planned_w=planned_w,
-            ))
+            decision = dispatch(
+                DispatchInput(
+                    now=now,
+                    reading=reading,
+                    previous_band=band,
+                    thresholds=s.thresholds,
+                    zones=s.zones,
+                    states=states,
+                    planned_on=planned,
+                    planned_w=planned_w,
+                )
+            )
             band = decision.band
             wanted = {z: bool(d.on) for z, d in decision.zones.items()}
         else:
             wants = {z.zone_id: (load_w[z.zone_id] > 0) for z in s.zones}
             wanted, th_state = threshold_decide(
-                now=now, zones=s.zones, wants_on=wants, power_w=load_w, soc_pct=soc,
+                now=now,
+                zones=s.zones,
+                wants_on=wants,
+                power_w=load_w,
+                soc_pct=soc,
                 capacity_w=min(s.inverter_limit_w, s.battery.max_discharge_w + pv),
-                state=th_state, conservation_pct=s.thresholds.conservation_pct,
+                state=th_state,
+                conservation_pct=s.thresholds.conservation_pct,
                 emergency_pct=s.thresholds.emergency_pct,
             )
         on = {z: wanted.get(z, False) for z in relay_on}
@@ -353,8 +453,12 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
             if on[zid] != relay_on[zid]:
                 switches[zid] += 1
                 last_change[zid] = now
-            if (zone.priority is PriorityClass.CRITICAL and not on[zid] and load_w[zid] > 0
-                    and soc >= s.thresholds.emergency_pct):
+            if (
+                zone.priority is PriorityClass.CRITICAL
+                and not on[zid]
+                and load_w[zid] > 0
+                and soc >= s.thresholds.emergency_pct
+            ):
                 critical_short_at_high_soc += 1
         relay_on = on
         total = sum(load_w[z] for z, v in on.items() if v)
@@ -369,20 +473,37 @@ def simulate(scenario: Scenario, *, forecast_kind: str = "persistence",
                     run.delivered_wh += load_w[zid] * slot_h
         energy = float(step_energy_wh(energy, total, pv, phys))
         min_soc = min(min_soc, energy / s.battery.capacity_wh * 100.0)
-    return _report(s, demand_wh=demand_wh, served_wh=served_wh, switches=switches, runs=runs,
-                   min_soc=min_soc, final_soc=energy / s.battery.capacity_wh * 100.0,
-                   plan_ms=plan_ms,
-                   critical_short_at_high_soc=critical_short_at_high_soc)
+    return _report(
+        s,
+        demand_wh=demand_wh,
+        served_wh=served_wh,
+        switches=switches,
+        runs=runs,
+        min_soc=min_soc,
+        final_soc=energy / s.battery.capacity_wh * 100.0,
+        plan_ms=plan_ms,
+        critical_short_at_high_soc=critical_short_at_high_soc,
+    )
 
 
-def _report(s: Scenario, *, demand_wh: dict[str, float], served_wh: dict[str, float],
-            switches: dict[str, int], runs: list[_JobRun], min_soc: float, final_soc: float,
-            plan_ms: list[float], critical_short_at_high_soc: int) -> dict[str, Any]:
+def _report(
+    s: Scenario,
+    *,
+    demand_wh: dict[str, float],
+    served_wh: dict[str, float],
+    switches: dict[str, int],
+    runs: list[_JobRun],
+    min_soc: float,
+    final_soc: float,
+    plan_ms: list[float],
+    critical_short_at_high_soc: int,
+) -> dict[str, Any]:
     """The JSON figures of one run."""
     for zone in s.zones:
         if zone.priority is PriorityClass.DEFERRABLE:
-            demand_wh[zone.zone_id] = sum(r.job.energy_wh for r in runs
-                                          if r.job.zone_id == zone.zone_id)
+            demand_wh[zone.zone_id] = sum(
+                r.job.energy_wh for r in runs if r.job.zone_id == zone.zone_id
+            )
     by_class: dict[str, float | None] = {}
     served_by_class: dict[str, float] = {}
     for cls in CLASS_ORDER:
@@ -394,19 +515,29 @@ def _report(s: Scenario, *, demand_wh: dict[str, float], served_wh: dict[str, fl
     done = sum(1 for r in runs if r.remaining_wh <= 1e-6)
     return {
         "zones": {
-            z.zone_id: {"demand_wh": round(demand_wh[z.zone_id], 3),
-                        "served_wh": round(served_wh[z.zone_id], 3),
-                        "switches": switches[z.zone_id]}
+            z.zone_id: {
+                "demand_wh": round(demand_wh[z.zone_id], 3),
+                "served_wh": round(served_wh[z.zone_id], 3),
+                "switches": switches[z.zone_id],
+            }
             for z in s.zones
         },
-        "classes": {cls: {"served_pct": pct, "served_wh": served_by_class[cls]}
-                    for cls, pct in by_class.items()},
+        "classes": {
+            cls: {"served_pct": pct, "served_wh": served_by_class[cls]}
+            for cls, pct in by_class.items()
+        },
         "min_soc_pct": round(min_soc, 3),
         "final_soc_pct": round(final_soc, 3),
         "critical_served_pct": by_class[PriorityClass.CRITICAL.value],
         "critical_off_slots_above_emergency": critical_short_at_high_soc,
         "deferrable_completed": f"{done}/{len(runs)}",
-        "plan_ms": ({"median": round(statistics.median(plan_ms), 2),
-                     "max": round(max(plan_ms), 2), "count": len(plan_ms)}
-                    if plan_ms else None),
+        "plan_ms": (
+            {
+                "median": round(statistics.median(plan_ms), 2),
+                "max": round(max(plan_ms), 2),
+                "count": len(plan_ms),
+            }
+            if plan_ms
+            else None
+        ),
     }

@@ -118,8 +118,12 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
             served_terms[zone.priority].append((int(on[t]), demand[t] * dt))
         if reserve_wh > 0:
             # E_end(t) >= reserve * on(t)
-            b.rows(np.stack([energy, on], axis=1),
-                   np.tile([1.0, -reserve_wh], (n_slots, 1)), 0.0, math.inf)
+            b.rows(
+                np.stack([energy, on], axis=1),
+                np.tile([1.0, -reserve_wh], (n_slots, 1)),
+                0.0,
+                math.inf,
+            )
         # sw(t) >= |on(t) - on(t-1)|, on(-1) = the relay now
         b.row([sw[0], on[0]], [1.0, -1.0], -was_on, math.inf)
         b.row([sw[0], on[0]], [1.0, 1.0], was_on, math.inf)
@@ -159,7 +163,8 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
                 if reserve_wh > 0:
                     reserve_terms.append((t, col, reserve_wh))
             running_by_zone.setdefault(job.zone_id, [[] for _ in range(n_slots)])[t].extend(
-                col for col, _ in per_slot[t])
+                col for col, _ in per_slot[t]
+            )
     for slots in running_by_zone.values():
         for cols in slots:
             if len(cols) > 1:
@@ -167,8 +172,12 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     energy0 = bat.energy_wh
     for t in range(n_slots):
         loads = load_terms[t]
-        b.row([pv_used[t], discharge[t], charge[t], *(c for c, _ in loads)],
-              [1.0, 1.0, -1.0, *(-w for _, w in loads)], 0.0, 0.0)
+        b.row(
+            [pv_used[t], discharge[t], charge[t], *(c for c, _ in loads)],
+            [1.0, 1.0, -1.0, *(-w for _, w in loads)],
+            0.0,
+            0.0,
+        )
         if loads:
             b.row([c for c, _ in loads], [w for _, w in loads], -math.inf, inp.inverter_limit_w)
         cols = [energy[t], charge[t], discharge[t]]
@@ -198,8 +207,9 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     lp.a_matrix_.start_ = a.indptr
     lp.a_matrix_.index_ = a.indices
     lp.a_matrix_.value_ = a.data
-    lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                       for i in b.integer]
+    lp.integrality_ = [
+        highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in b.integer
+    ]
     lp.sense_ = highspy.ObjSense.kMaximize
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -251,8 +261,13 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
             cols_w: dict[int, float] = {}
             for col, weight in terms:
                 cols_w[col] = cols_w.get(col, 0.0) + weight
-            h.addRow(keep, math.inf, len(cols_w), np.array(list(cols_w), dtype=np.int32),
-                     np.array(list(cols_w.values())))
+            h.addRow(
+                keep,
+                math.inf,
+                len(cols_w),
+                np.array(list(cols_w), dtype=np.int32),
+                np.array(list(cols_w.values())),
+            )
     seconds = time.perf_counter() - started
     served = {c: float(sum(solution[col] * w for col, w in served_terms[c])) for c in CLASS_ORDER}
     zone_on = {zid: solution[cols] > 0.5 for zid, cols in on_cols.items()}
@@ -261,15 +276,24 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     switches = _count_switches(zone_on, inp.relay_on)
     objective = sum(CLASS_WEIGHT_PER_WH[c] * served[c] for c in CLASS_ORDER)
     soc = np.concatenate(([energy0], solution[energy])) / cap * 100.0
-    return MilpResult(zone_on=zone_on, served_wh=served, switches=switches,
-                      objective=objective - inp.switch_cost * switches, seconds=seconds,
-                      status=status, mip_gap=gap, soc_pct=soc,
-                      stages_solved=solved_stages if solution.any() else 0,
-                      build_seconds=build_seconds, bound_wh=bound)
+    return MilpResult(
+        zone_on=zone_on,
+        served_wh=served,
+        switches=switches,
+        objective=objective - inp.switch_cost * switches,
+        seconds=seconds,
+        status=status,
+        mip_gap=gap,
+        soc_pct=soc,
+        stages_solved=solved_stages if solution.any() else 0,
+        build_seconds=build_seconds,
+        bound_wh=bound,
+    )
 
 
-def _force_critical(inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray,
-                    pv: np.ndarray) -> None:
+def _force_critical(
+    inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray, pv: np.ndarray
+) -> None:
     """The policy's rule, as in the DP: at or above the emergency SoC every critical zone is on.
 
     on >= (E_start - E_emergency) / (capacity - E_emergency): any energy above the emergency
@@ -292,8 +316,12 @@ def _force_critical(inp: PlanInput, b: _Builder, on_cols, energy: np.ndarray,
             b.row([on[0]], [1.0], 1.0, 1.0)
         if len(slots):
             # span * on(t) - E_end(t-1) >= -E_emergency
-            b.rows(np.stack([on[slots], energy[slots - 1]], axis=1),
-                   np.tile([span, -1.0], (len(slots), 1)), -emergency_wh, math.inf)
+            b.rows(
+                np.stack([on[slots], energy[slots - 1]], axis=1),
+                np.tile([span, -1.0], (len(slots), 1)),
+                -emergency_wh,
+                math.inf,
+            )
 
 
 def _solution(values: np.ndarray) -> highspy.HighsSolution:

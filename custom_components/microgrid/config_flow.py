@@ -104,6 +104,8 @@ _FIREBASE_KEY = re.compile(r"^[^.$#\[\]/\x00-\x1f\x7f]{1,768}$")
 _TEXT = TextSelector()
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL, autocomplete="off"))
 _KEY_JSON = TextSelector(TextSelectorConfig(multiline=True, autocomplete="off"))
+
+
 def _number(unit: str, *, minimum: float, maximum: float, step: float = 1) -> NumberSelector:
     """A boxed number field with a unit and bounds."""
     return NumberSelector(
@@ -213,8 +215,10 @@ async def async_validate_site(hass: HomeAssistant, data: Mapping[str, Any]) -> l
     """Reach the site's database with its credentials; return the nodes under `sensors/`."""
     url = data[CONF_DATABASE_URL].strip()
     # The loopback emulator takes the `owner` token; a pasted key is ignored there.
-    key = None if parse_database_url(url).emulator else _service_account(
-        data.get(CONF_SERVICE_ACCOUNT)
+    key = (
+        None
+        if parse_database_url(url).emulator
+        else _service_account(data.get(CONF_SERVICE_ACCOUNT))
     )
     session = async_get_clientsession(hass)
     link = FirebaseLink(
@@ -349,9 +353,7 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
         """Zones and households are subentries of the site."""
         return {SUBENTRY_ZONE: ZoneSubentryFlow, SUBENTRY_HOUSEHOLD: HouseholdSubentryFlow}
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Connect to the site's database."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -384,9 +386,7 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
-    async def async_step_zone(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_zone(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Describe one discovered node (zone) at a time."""
         zone_id = self._nodes[len(self._zones)]
         if user_input is not None:
@@ -577,9 +577,7 @@ def _project_id(key_text: Any) -> str | None:
 class MicrogridOptionsFlow(OptionsFlow):
     """Thresholds, relay timing and control mode."""
 
-    async def async_step_init(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Edit the options; the bands must be ordered critical alert < emergency < conservation."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -601,9 +599,7 @@ class MicrogridOptionsFlow(OptionsFlow):
             if not errors:
                 # A gateway field left empty turns that gateway off: only `gateways` survive.
                 options = {
-                    k: v
-                    for k, v in {**stored, **user_input}.items()
-                    if k not in SMS_PUSH_OPTIONS
+                    k: v for k, v in {**stored, **user_input}.items() if k not in SMS_PUSH_OPTIONS
                 } | {
                     **gateways,
                     **targets,
@@ -627,9 +623,7 @@ class MicrogridOptionsFlow(OptionsFlow):
 class ZoneSubentryFlow(ConfigSubentryFlow):
     """Add a zone (a board's relay) or edit one."""
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a zone for a node; one zone per node."""
         entry = self._get_entry()
         errors: dict[str, str] = {}
@@ -641,9 +635,7 @@ class ZoneSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_ZONE_ID] = "invalid_zone_id"
             else:
                 data = _zone_data(zone_id, user_input)
-                return self.async_create_entry(
-                    title=data[CONF_NAME], data=data, unique_id=zone_id
-                )
+                return self.async_create_entry(title=data[CONF_NAME], data=data, unique_id=zone_id)
         # Offer the boards already reporting; another node id may still be typed.
         nodes = _unzoned_nodes(entry)
         zone_id_field = (
@@ -688,7 +680,8 @@ class HouseholdSubentryFlow(ConfigSubentryFlow):
     async def _async_schema(self, defaults: Mapping[str, Any]) -> vol.Schema:
         """Name and members; members are the active, non-system HA users."""
         users = [
-            u for u in await self.hass.auth.async_get_users()
+            u
+            for u in await self.hass.auth.async_get_users()
             if u.is_active and not u.system_generated
         ]
         options = [
@@ -716,9 +709,7 @@ class HouseholdSubentryFlow(ConfigSubentryFlow):
             if s.subentry_id != except_id
         )
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a household."""
         if user_input is not None:
             name = user_input[CONF_NAME].strip()

@@ -63,22 +63,39 @@ def parse_args(argv: list[str]) -> Options:
         prog="scripts/demo",
         description="Run the simulated microgrid site and a real Home Assistant on loopback.",
     )
-    parser.add_argument("--isolated", action="store_true",
-                        help="run everything in a loopback-only network namespace (unshare -n)")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="simulated clock speed (N times real time)")
+    parser.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run everything in a loopback-only network namespace (unshare -n)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated clock speed (N times real time)"
+    )
     parser.add_argument("--port", type=int, default=8123, help="Home Assistant HTTP port")
     parser.add_argument("--sim-port", type=int, default=9000, help="simulated RTDB port")
-    parser.add_argument("--soc", type=float, default=None, dest="soc_pct",
-                        help="initial battery state of charge of the simulated site (%%); "
-                        "default: the sim's own")
-    parser.add_argument("--dir", type=Path, default=ROOT / ".demo", dest="state_dir",
-                        help="generated config and logs (wiped on every run)")
-    parser.add_argument("--integration-dir", type=Path,
-                        default=ROOT / "custom_components" / "microgrid",
-                        help="integration to install (e.g. an unpacked release zip)")
-    parser.add_argument("--database-url", default=None,
-                        help="use this RTDB instead of starting the simulated site")
+    parser.add_argument(
+        "--soc",
+        type=float,
+        default=None,
+        dest="soc_pct",
+        help="initial battery state of charge of the simulated site (%%); default: the sim's own",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=ROOT / ".demo",
+        dest="state_dir",
+        help="generated config and logs (wiped on every run)",
+    )
+    parser.add_argument(
+        "--integration-dir",
+        type=Path,
+        default=ROOT / "custom_components" / "microgrid",
+        help="integration to install (e.g. an unpacked release zip)",
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="use this RTDB instead of starting the simulated site"
+    )
     parser.add_argument("--ready-timeout", type=float, default=180.0, dest="ready_timeout_s")
     ns = parser.parse_args(argv)
     if ns.isolated and ns.database_url:
@@ -159,9 +176,21 @@ async def bring_up(
     if database_url is None:
         sim = sup.spawn(
             "sim",
-            [py, "-m", "sim", "run", "--port", str(opts.sim_port), "--secret", secret,
-             "--speed", f"{opts.speed:g}", "--tz", TIME_ZONE,
-             *(["--soc", f"{opts.soc_pct:g}"] if opts.soc_pct is not None else [])],
+            [
+                py,
+                "-m",
+                "sim",
+                "run",
+                "--port",
+                str(opts.sim_port),
+                "--secret",
+                secret,
+                "--speed",
+                f"{opts.speed:g}",
+                "--tz",
+                TIME_ZONE,
+                *(["--soc", f"{opts.soc_pct:g}"] if opts.soc_pct is not None else []),
+            ],
             env=child_env(repo_importable=True),
             cwd=ROOT,
         )
@@ -187,9 +216,7 @@ async def bring_up(
         except HAError as err:
             raise DemoError(f"{err}:\n{log_tail(hass.log_path)}") from err
         say(f"Home Assistant answering after {time.monotonic() - started:.1f} s; onboarding")
-        token = await client.onboard(
-            name="Admin", username=admin.username, password=admin.password
-        )
+        token = await client.onboard(name="Admin", username=admin.username, password=admin.password)
         async with client.websocket(token) as ws:
             household_id = await create_household_user(ws, name="Household", creds=household)
             say("adding the microgrid config entry")
@@ -197,7 +224,10 @@ async def bring_up(
                 client, token, site=site, database_url=database_url, command_secret=secret
             )
             await add_household(
-                client, token, entry_id=entry_id, name=site.household_name,
+                client,
+                token,
+                entry_id=entry_id,
+                name=site.household_name,
                 member_ids=[household_id],
             )
             found = await wait_for_zone_switches(ws, count=len(site.zones), timeout_s=30)
@@ -214,8 +244,9 @@ def _error_lines(sup: Supervisor) -> str:
     """The ERROR lines of every child's log, for a failed bring-up."""
     out = []
     for child in sup.children:
-        errors = [line for line in log_tail(child.log_path, lines=400).splitlines()
-                  if " ERROR " in line]
+        errors = [
+            line for line in log_tail(child.log_path, lines=400).splitlines() if " ERROR " in line
+        ]
         out += [f"[{child.name}] {line}" for line in errors[-8:]]
     return "\n".join(out)
 
@@ -241,8 +272,11 @@ async def run(opts: Options, *, listeners: dict[int, socket.socket] | None = Non
     secret = os.environ.get("DEMO_COMMAND_SECRET") or secrets.token_urlsafe(24)
     if len(secret) < MIN_SECRET_LEN:
         raise DemoError(f"DEMO_COMMAND_SECRET must have at least {MIN_SECRET_LEN} characters")
-    busy = [p for p in (opts.port, None if opts.database_url else opts.sim_port)
-            if p is not None and not port_free(p)]
+    busy = [
+        p
+        for p in (opts.port, None if opts.database_url else opts.sim_port)
+        if p is not None and not port_free(p)
+    ]
     if busy:
         raise DemoError(f"port(s) {busy} on 127.0.0.1 are in use (another demo running?)")
     reset_dir(opts.state_dir)

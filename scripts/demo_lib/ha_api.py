@@ -141,9 +141,7 @@ class HAClient:
     @contextlib.asynccontextmanager
     async def websocket(self, token: str) -> AsyncIterator[HAWebSocket]:
         """Open and authenticate a websocket connection."""
-        async with self.session.ws_connect(
-            f"{self.base_url}/api/websocket", max_msg_size=0
-        ) as ws:
+        async with self.session.ws_connect(f"{self.base_url}/api/websocket", max_msg_size=0) as ws:
             hello = await ws.receive_json(timeout=30)
             if hello.get("type") != "auth_required":
                 raise HAError(f"unexpected websocket greeting {hello}")

@@ -56,9 +56,7 @@ class Supervisor:
     log_dir: Path
     children: list[Child] = field(default_factory=list)
 
-    def spawn(
-        self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path
-    ) -> Child:
+    def spawn(self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Child:
         """Start a child with stdout+stderr to <log_dir>/<name>.log in a new process group."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"

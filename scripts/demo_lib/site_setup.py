@@ -80,9 +80,7 @@ def fill_form(schema: list[dict[str, Any]], values: dict[str, Any]) -> dict[str,
     return {key: value for key, value in values.items() if key in names and value != ""}
 
 
-def zone_for_step(
-    step: dict[str, Any], zones: tuple[ZoneSpec, ...], index: int
-) -> ZoneSpec:
+def zone_for_step(step: dict[str, Any], zones: tuple[ZoneSpec, ...], index: int) -> ZoneSpec:
     """Pick the zone a `zone` step asks about: by the node in its placeholders, else by order."""
     placeholders = step.get("description_placeholders") or {}
     by_id = {zone.zone_id: zone for zone in zones}
@@ -196,7 +194,8 @@ async def zone_switches(ws: HAWebSocket) -> list[dict[str, Any]]:
     """Return the entity registry entries of the microgrid switches."""
     entries = await ws.call("config/entity_registry/list")
     return [
-        e for e in entries
+        e
+        for e in entries
         if e.get("platform") == DOMAIN and str(e.get("entity_id", "")).startswith("switch.")
     ]
 
@@ -219,7 +218,8 @@ def energy_prefs(registry: list[dict[str, Any]], states: list[dict[str, Any]]) -
     """Energy dashboard prefs: the site's solar energy as source, each zone's energy as device."""
     device_class = {s["entity_id"]: s["attributes"].get("device_class") for s in states}
     energy = [
-        e for e in registry
+        e
+        for e in registry
         if e.get("platform") == DOMAIN and device_class.get(e["entity_id"]) == "energy"
     ]
     solar = [e["entity_id"] for e in energy if str(e.get("unique_id", "")).endswith("solar_energy")]

@@ -32,7 +32,9 @@ def unshare_problem() -> str | None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare or ip (util-linux, iproute2) is not installed"
     probe = subprocess.run(
-        ["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, text=True,
+        ["unshare", "-n", "ip", "link", "set", "lo", "up"],
+        capture_output=True,
+        text=True,
         check=False,
     )
     if probe.returncode != 0:
@@ -74,9 +76,21 @@ def demo_result(unpacked_integration: Path, tmp_path_factory: pytest.TempPathFac
     work = tmp_path_factory.mktemp("e2e")
     try:
         done = subprocess.run(
-            ["unshare", "-n", sys.executable, str(DRIVER), "--work", str(work),
-             "--integration-dir", str(unpacked_integration)],
-            capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S, check=False, cwd=ROOT,
+            [
+                "unshare",
+                "-n",
+                sys.executable,
+                str(DRIVER),
+                "--work",
+                str(work),
+                "--integration-dir",
+                str(unpacked_integration),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DRIVER_TIMEOUT_S,
+            check=False,
+            cwd=ROOT,
         )
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"e2e driver timed out after {DRIVER_TIMEOUT_S} s:\n{err.stderr}")

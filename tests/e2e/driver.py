@@ -60,9 +60,20 @@ def start_demo(state_dir: Path, integration_dir: Path) -> subprocess.Popen[str]:
     }
     return subprocess.Popen(
         # --isolated nests the demo's own namespace; we reach it through its host-side forwards.
-        [sys.executable, "-m", "demo_lib", "--isolated", "--dir", str(state_dir),
-         "--integration-dir", str(integration_dir),
-         "--port", str(HA_PORT), "--sim-port", str(SIM_PORT)],
+        [
+            sys.executable,
+            "-m",
+            "demo_lib",
+            "--isolated",
+            "--dir",
+            str(state_dir),
+            "--integration-dir",
+            str(integration_dir),
+            "--port",
+            str(HA_PORT),
+            "--sim-port",
+            str(SIM_PORT),
+        ],
         stdout=subprocess.PIPE,
         stderr=open(state_dir.parent / "demo.stderr", "w"),
         text=True,
@@ -96,9 +107,7 @@ async def read_ready(proc: subprocess.Popen[str], *, timeout_s: float) -> list[s
 async def rtdb(session: aiohttp.ClientSession, method: str, path: str, body: Any = None) -> Any:
     """Call the simulated RTDB's REST API as the emulator admin (`owner`)."""
     url = f"http://127.0.0.1:{SIM_PORT}/{path}.json"
-    async with session.request(
-        method, url, params={"ns": NS, "auth": "owner"}, json=body
-    ) as resp:
+    async with session.request(method, url, params={"ns": NS, "auth": "owner"}, json=body) as resp:
         resp.raise_for_status()
         return await resp.json(content_type=None)
 
@@ -161,13 +170,16 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
 
             # The release proof: the integration from the unpacked zip offers its config flow.
             flow = await client.rest(
-                "POST", "/api/config/config_entries/flow", token=admin_token,
+                "POST",
+                "/api/config/config_entries/flow",
+                token=admin_token,
                 json={"handler": "microgrid"},
             )
             result["new_flow"] = {"type": flow.get("type"), "step_id": flow.get("step_id")}
             if flow.get("flow_id"):
                 await client.rest(
-                    "DELETE", f"/api/config/config_entries/flow/{flow['flow_id']}",
+                    "DELETE",
+                    f"/api/config/config_entries/flow/{flow['flow_id']}",
                     token=admin_token,
                 )
 
@@ -179,7 +191,8 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             result["switches"] = switches
             hh_registry = await hh.call("config/entity_registry/list")
             result["household_switches"] = sorted(
-                e["entity_id"] for e in hh_registry
+                e["entity_id"]
+                for e in hh_registry
                 if e["platform"] == "microgrid" and e["entity_id"].startswith("switch.")
             )
             result["household_states_initial"] = await switch_states(hh, switches)
@@ -193,7 +206,9 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             # A household may not switch the critical zone off.
             try:
                 await hh.call(
-                    "call_service", domain="switch", service="turn_off",
+                    "call_service",
+                    domain="switch",
+                    service="turn_off",
                     target={"entity_id": switches.get("Zone1", "switch.missing")},
                     return_response=False,
                 )
@@ -206,19 +221,23 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             result["zone1_command_after_household_off"] = (cmd1 or {}).get("command")
 
             # Household wiring: a member may switch Zone3 (already on: a no-op), an outsider not.
-            outsider = (await admin.call(
-                "config/auth/create", name="Outsider", group_ids=["system-users"]
-            ))["user"]
+            outsider = (
+                await admin.call("config/auth/create", name="Outsider", group_ids=["system-users"])
+            )["user"]
             await admin.call(
-                "config/auth_provider/homeassistant/create", user_id=outsider["id"],
-                username=OUTSIDER[0], password=OUTSIDER[1],
+                "config/auth_provider/homeassistant/create",
+                user_id=outsider["id"],
+                username=OUTSIDER[0],
+                password=OUTSIDER[1],
             )
             outsider_token = await client.login(username=OUTSIDER[0], password=OUTSIDER[1])
             for who, token in (("member", household_token), ("outsider", outsider_token)):
                 async with client.websocket(token) as ws:
                     try:
                         await ws.call(
-                            "call_service", domain="switch", service="turn_on",
+                            "call_service",
+                            domain="switch",
+                            service="turn_on",
                             target={"entity_id": switches.get("Zone3", "switch.missing")},
                             return_response=False,
                         )
@@ -253,8 +272,10 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
                 return (
                     states.get("Zone1") == "on"
                     and all(states.get(z) == "off" for z in ("Zone2", "Zone3", "Zone4"))
-                    and all(result["commands_after_low"].get(z) == "OFF"
-                            for z in ("Zone2", "Zone3", "Zone4"))
+                    and all(
+                        result["commands_after_low"].get(z) == "OFF"
+                        for z in ("Zone2", "Zone3", "Zone4")
+                    )
                     and result["commands_after_low"].get("Zone1") != "OFF"
                 )
 
@@ -264,7 +285,9 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             # In the emergency band the household cannot bring its own zone back.
             try:
                 await hh.call(
-                    "call_service", domain="switch", service="turn_on",
+                    "call_service",
+                    domain="switch",
+                    service="turn_on",
                     target={"entity_id": switches.get("Zone3", "switch.missing")},
                     return_response=False,
                 )
@@ -280,7 +303,9 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
             for zone, command in commands.items():
                 try:
                     jwt.decode(
-                        (command or {}).get("sig", ""), SECRET, algorithms=["HS256"],
+                        (command or {}).get("sig", ""),
+                        SECRET,
+                        algorithms=["HS256"],
                         options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
                     )
                     result["sig_valid"][zone] = True
@@ -314,8 +339,11 @@ def stop_demo(proc: subprocess.Popen[str], state_dir: Path, result: dict[str, An
             proc.wait()
     result["demo_exit"] = proc.returncode
     result["stop_s"] = round(time.monotonic() - started, 1)
-    pids = json.loads((state_dir / "pids.json").read_text()) if (
-        state_dir / "pids.json").exists() else {}
+    pids = (
+        json.loads((state_dir / "pids.json").read_text())
+        if (state_dir / "pids.json").exists()
+        else {}
+    )
     result["children"] = pids
     result["survivors"] = {name: pid for name, pid in pids.items() if _alive(pid)}
 
@@ -327,7 +355,8 @@ def integration_errors(log_path: Path) -> list[str]:
     except OSError:
         return []
     return [
-        line[:300] for line in lines
+        line[:300]
+        for line in lines
         if "[custom_components.microgrid" in line and (" ERROR " in line or " CRITICAL " in line)
     ]
 

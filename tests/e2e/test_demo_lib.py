@@ -163,26 +163,51 @@ def test_zone_step_is_matched_by_its_node_placeholder() -> None:
 def test_energy_prefs_pick_site_solar_and_zone_energy() -> None:
     """Solar energy is the source; zone energy sensors (on subentries) are devices; power is not."""
     registry = [
-        {"entity_id": "sensor.site_solar_energy", "platform": "microgrid",
-         "unique_id": "e1_solar_energy", "config_subentry_id": None},
-        {"entity_id": "sensor.site_consumption", "platform": "microgrid",
-         "unique_id": "e1_consumption_energy", "config_subentry_id": None},
-        {"entity_id": "sensor.pump_energy", "platform": "microgrid",
-         "unique_id": "e1_Zone4_energy", "config_subentry_id": "s4"},
-        {"entity_id": "sensor.pump_power", "platform": "microgrid",
-         "unique_id": "e1_Zone4_power", "config_subentry_id": "s4"},
-        {"entity_id": "sensor.other_energy", "platform": "other",
-         "unique_id": "x", "config_subentry_id": "s9"},
+        {
+            "entity_id": "sensor.site_solar_energy",
+            "platform": "microgrid",
+            "unique_id": "e1_solar_energy",
+            "config_subentry_id": None,
+        },
+        {
+            "entity_id": "sensor.site_consumption",
+            "platform": "microgrid",
+            "unique_id": "e1_consumption_energy",
+            "config_subentry_id": None,
+        },
+        {
+            "entity_id": "sensor.pump_energy",
+            "platform": "microgrid",
+            "unique_id": "e1_Zone4_energy",
+            "config_subentry_id": "s4",
+        },
+        {
+            "entity_id": "sensor.pump_power",
+            "platform": "microgrid",
+            "unique_id": "e1_Zone4_power",
+            "config_subentry_id": "s4",
+        },
+        {
+            "entity_id": "sensor.other_energy",
+            "platform": "other",
+            "unique_id": "x",
+            "config_subentry_id": "s9",
+        },
     ]
     states = [
-        {"entity_id": e["entity_id"],
-         "attributes": {"device_class": "power" if "power" in e["entity_id"] else "energy"}}
+        {
+            "entity_id": e["entity_id"],
+            "attributes": {"device_class": "power" if "power" in e["entity_id"] else "energy"},
+        }
         for e in registry
     ]
     prefs = energy_prefs(registry, states)
     assert prefs["energy_sources"] == [
-        {"type": "solar", "stat_energy_from": "sensor.site_solar_energy",
-         "config_entry_solar_forecast": None}
+        {
+            "type": "solar",
+            "stat_energy_from": "sensor.site_solar_energy",
+            "config_entry_solar_forecast": None,
+        }
     ]
     assert prefs["device_consumption"] == [{"stat_consumption": "sensor.pump_energy"}]
     assert "energy_sources" not in energy_prefs([], [])
@@ -237,7 +262,8 @@ def test_children_die_with_a_killed_demo(tmp_path: Path) -> None:
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", code, str(ROOT / "scripts"), str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert parent.stdout is not None
     sleeper = int(parent.stdout.readline())

@@ -19,16 +19,35 @@ def _zone(zone_id: str, priority: P, rated_w: float) -> Zone:
     return Zone(zone_id=zone_id, name=zone_id, priority=priority, rated_w=rated_w)
 
 
-def _input(*, soc=50.0, cap=2000.0, pv=None, zones=None, demand=None, jobs=(), slots=24,
-           slot_minutes=60, inverter=2000.0, max_w=1000.0, relay_on=None) -> PlanInput:
-    zones = zones or (_zone("c", P.CRITICAL, 100), _zone("s", P.SEMI_CRITICAL, 100),
-                      _zone("n", P.NON_CRITICAL, 200))
+def _input(
+    *,
+    soc=50.0,
+    cap=2000.0,
+    pv=None,
+    zones=None,
+    demand=None,
+    jobs=(),
+    slots=24,
+    slot_minutes=60,
+    inverter=2000.0,
+    max_w=1000.0,
+    relay_on=None,
+) -> PlanInput:
+    zones = zones or (
+        _zone("c", P.CRITICAL, 100),
+        _zone("s", P.SEMI_CRITICAL, 100),
+        _zone("n", P.NON_CRITICAL, 200),
+    )
     return PlanInput(
         now=NOW,
         battery=Battery(capacity_wh=cap, soc_pct=soc, max_charge_w=max_w, max_discharge_w=max_w),
-        inverter_limit_w=inverter, zones=tuple(zones),
-        pv_w=tuple(pv if pv is not None else [0.0] * slots), demand_w=demand or {},
-        jobs=tuple(jobs), relay_on=relay_on or {}, slot_minutes=slot_minutes,
+        inverter_limit_w=inverter,
+        zones=tuple(zones),
+        pv_w=tuple(pv if pv is not None else [0.0] * slots),
+        demand_w=demand or {},
+        jobs=tuple(jobs),
+        relay_on=relay_on or {},
+        slot_minutes=slot_minutes,
         horizon_slots=slots,
     )
 
@@ -66,9 +85,14 @@ def test_bad_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="reserve bands"):
         ReserveBands(critical_pct=30, semi_critical_pct=10)
     with pytest.raises(ValueError, match="timezone"):
-        PlanInput(now=datetime(2025, 1, 1), battery=Battery(
-            capacity_wh=1, soc_pct=1, max_charge_w=1, max_discharge_w=1),
-            inverter_limit_w=1, zones=(), pv_w=(0.0,), horizon_slots=1)
+        PlanInput(
+            now=datetime(2025, 1, 1),
+            battery=Battery(capacity_wh=1, soc_pct=1, max_charge_w=1, max_discharge_w=1),
+            inverter_limit_w=1,
+            zones=(),
+            pv_w=(0.0,),
+            horizon_slots=1,
+        )
 
 
 def test_plenty_of_energy_serves_everything() -> None:
@@ -105,22 +129,43 @@ def test_lower_classes_stop_at_their_reserve() -> None:
 
 def test_plan_soc_matches_its_own_replay() -> None:
     pv = [0, 0, 300, 900, 1200, 900, 300, 0] * 3
-    result = plan(_input(soc=30, pv=pv, zones=(
-        _zone("c", P.CRITICAL, 80), _zone("n", P.NON_CRITICAL, 400),
-        _zone("p", P.DEFERRABLE, 500)),
-        jobs=[DeferrableJob(zone_id="p", energy_wh=900, earliest=NOW,
-                            deadline=NOW + timedelta(hours=20))]))
-    replay = _replay_soc(_input(soc=30, pv=pv, zones=(
-        _zone("c", P.CRITICAL, 80), _zone("n", P.NON_CRITICAL, 400),
-        _zone("p", P.DEFERRABLE, 500))), result)
+    result = plan(
+        _input(
+            soc=30,
+            pv=pv,
+            zones=(
+                _zone("c", P.CRITICAL, 80),
+                _zone("n", P.NON_CRITICAL, 400),
+                _zone("p", P.DEFERRABLE, 500),
+            ),
+            jobs=[
+                DeferrableJob(
+                    zone_id="p", energy_wh=900, earliest=NOW, deadline=NOW + timedelta(hours=20)
+                )
+            ],
+        )
+    )
+    replay = _replay_soc(
+        _input(
+            soc=30,
+            pv=pv,
+            zones=(
+                _zone("c", P.CRITICAL, 80),
+                _zone("n", P.NON_CRITICAL, 400),
+                _zone("p", P.DEFERRABLE, 500),
+            ),
+        ),
+        result,
+    )
     assert np.allclose(np.array(result.soc_pct) / 100 * 2000, replay)
 
 
 def test_deferrable_job_runs_in_the_sun_and_contiguously() -> None:
     pv = [0.0] * 10 + [800.0] * 4 + [0.0] * 10
     zones = (_zone("c", P.CRITICAL, 50), _zone("p", P.DEFERRABLE, 600))
-    job = DeferrableJob(zone_id="p", energy_wh=1200, earliest=NOW,
-                        deadline=NOW + timedelta(hours=24), job_id="pump")
+    job = DeferrableJob(
+        zone_id="p", energy_wh=1200, earliest=NOW, deadline=NOW + timedelta(hours=24), job_id="pump"
+    )
     result = plan(_input(soc=25, pv=pv, zones=zones, jobs=[job]))
     (job_plan,) = result.jobs
     assert job_plan.complete
@@ -132,8 +177,13 @@ def test_deferrable_job_runs_in_the_sun_and_contiguously() -> None:
 
 def test_impossible_job_is_named_not_raised() -> None:
     zones = (_zone("p", P.DEFERRABLE, 500),)
-    job = DeferrableJob(zone_id="p", energy_wh=5000, earliest=NOW,
-                        deadline=NOW + timedelta(hours=3), job_id="too-big")
+    job = DeferrableJob(
+        zone_id="p",
+        energy_wh=5000,
+        earliest=NOW,
+        deadline=NOW + timedelta(hours=3),
+        job_id="too-big",
+    )
     result = plan(_input(soc=100, zones=zones, jobs=[job]))
     assert result.jobs[0].start is None
     assert result.unmet == ("job too-big: 0/5000 Wh planned",)
@@ -141,8 +191,7 @@ def test_impossible_job_is_named_not_raised() -> None:
 
 def test_planned_on_at_maps_time_to_slot() -> None:
     result = plan(_input(soc=100, cap=20000, slots=4))
-    assert result.planned_on_at(NOW + timedelta(minutes=90)) == {"c": True, "s": True,
-                                                                  "n": True}
+    assert result.planned_on_at(NOW + timedelta(minutes=90)) == {"c": True, "s": True, "n": True}
     assert result.planned_on_at(NOW + timedelta(hours=4)) is None
     assert result.planned_on_at(NOW - timedelta(seconds=1)) is None
 
@@ -151,8 +200,7 @@ def test_planned_w_at_is_the_forecast_draw_of_zones_planned_on() -> None:
     """Dispatch counts an idle zone the plan starts with its forecast, not its rating."""
     demand = {"c": (50.0,) * 4, "s": (80.0,) * 4, "n": (120.0, 130.0, 140.0, 150.0)}
     result = plan(_input(soc=100, cap=20000, slots=4, demand=demand))
-    assert result.planned_w_at(NOW + timedelta(minutes=90)) == {"c": 50.0, "s": 80.0,
-                                                                "n": 130.0}
+    assert result.planned_w_at(NOW + timedelta(minutes=90)) == {"c": 50.0, "s": 80.0, "n": 130.0}
     assert result.planned_w_at(NOW + timedelta(hours=4)) is None
     # a zone the plan keeps off has no expected draw (it is not being started)
     starved = plan(_input(soc=5, cap=2000, slots=4, demand=demand))
@@ -178,15 +226,25 @@ def plan_inputs(draw) -> PlanInput:
     n = draw(st.integers(1, 5))
     zones = tuple(_zone(f"z{i}", draw(_classes), draw(st.floats(5, 400))) for i in range(n))
     crit_w = sum(z.rated_w for z in zones if z.priority is P.CRITICAL)
-    demand = {z.zone_id: tuple(draw(st.lists(st.floats(0, z.rated_w), min_size=slots,
-                                             max_size=slots))) for z in zones}
+    demand = {
+        z.zone_id: tuple(draw(st.lists(st.floats(0, z.rated_w), min_size=slots, max_size=slots)))
+        for z in zones
+    }
     pv = draw(st.lists(st.floats(0, 2000), min_size=slots, max_size=slots))
     return PlanInput(
         now=NOW,
-        battery=Battery(capacity_wh=cap, soc_pct=draw(st.floats(0, 100)), max_charge_w=max_w,
-                        max_discharge_w=max(max_w, crit_w)),
-        inverter_limit_w=max(draw(st.floats(100, 3000)), crit_w), zones=zones, pv_w=tuple(pv),
-        demand_w=demand, slot_minutes=draw(st.sampled_from([5, 15, 60])), horizon_slots=slots,
+        battery=Battery(
+            capacity_wh=cap,
+            soc_pct=draw(st.floats(0, 100)),
+            max_charge_w=max_w,
+            max_discharge_w=max(max_w, crit_w),
+        ),
+        inverter_limit_w=max(draw(st.floats(100, 3000)), crit_w),
+        zones=zones,
+        pv_w=tuple(pv),
+        demand_w=demand,
+        slot_minutes=draw(st.sampled_from([5, 15, 60])),
+        horizon_slots=slots,
     )
 
 
@@ -223,17 +281,32 @@ highspy = pytest.importorskip("highspy")
 @st.composite
 def job_instances(draw) -> PlanInput:
     slots = draw(st.integers(4, 12))
-    pv = draw(st.lists(st.sampled_from([0.0, 200.0, 600.0, 1200.0]), min_size=slots,
-                       max_size=slots))
-    zones = (_zone("c", P.CRITICAL, draw(st.floats(0, 150))),
-             _zone("p", P.DEFERRABLE, draw(st.floats(100, 800))))
+    pv = draw(
+        st.lists(st.sampled_from([0.0, 200.0, 600.0, 1200.0]), min_size=slots, max_size=slots)
+    )
+    zones = (
+        _zone("c", P.CRITICAL, draw(st.floats(0, 150))),
+        _zone("p", P.DEFERRABLE, draw(st.floats(100, 800))),
+    )
     start = draw(st.integers(0, slots - 2))
     end = draw(st.integers(start + 1, slots))
-    job = DeferrableJob(zone_id="p", energy_wh=draw(st.floats(50, 1500)),
-                        earliest=NOW + timedelta(hours=start), deadline=NOW + timedelta(hours=end),
-                        splittable=draw(st.booleans()), job_id="j")
-    return _input(soc=draw(st.floats(0, 100)), cap=1500, pv=pv, zones=zones, jobs=[job],
-                  slots=slots, max_w=1000)
+    job = DeferrableJob(
+        zone_id="p",
+        energy_wh=draw(st.floats(50, 1500)),
+        earliest=NOW + timedelta(hours=start),
+        deadline=NOW + timedelta(hours=end),
+        splittable=draw(st.booleans()),
+        job_id="j",
+    )
+    return _input(
+        soc=draw(st.floats(0, 100)),
+        cap=1500,
+        pv=pv,
+        zones=zones,
+        jobs=[job],
+        slots=slots,
+        max_w=1000,
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -260,15 +333,28 @@ def _dusk_input(*, homes_relay_on: bool) -> PlanInput:
     hours = np.arange(slots) * 5 / 60
     day = np.clip(hours - 14, 0, 10)
     pv = np.where(hours >= 14, 2500.0 * np.sin(np.pi * day / 10), 0.0)
-    zones = (_zone("Clinic", P.CRITICAL, 150), _zone("Lights", P.SEMI_CRITICAL, 200),
-             _zone("Homes", P.NON_CRITICAL, 400), _zone("Pump", P.DEFERRABLE, 300))
+    zones = (
+        _zone("Clinic", P.CRITICAL, 150),
+        _zone("Lights", P.SEMI_CRITICAL, 200),
+        _zone("Homes", P.NON_CRITICAL, 400),
+        _zone("Pump", P.DEFERRABLE, 300),
+    )
     return PlanInput(
         now=DUSK,
         battery=Battery(capacity_wh=5000, soc_pct=80, max_charge_w=2000, max_discharge_w=2000),
-        inverter_limit_w=2000, zones=zones, pv_w=tuple(pv),
+        inverter_limit_w=2000,
+        zones=zones,
+        pv_w=tuple(pv),
         demand_w={"Lights": tuple(np.where(hours < 6, 200.0, 0.0))},
-        jobs=(DeferrableJob(zone_id="Pump", energy_wh=600, earliest=DUSK + timedelta(hours=15),
-                            deadline=DUSK + timedelta(hours=23), job_id="pump"),),
+        jobs=(
+            DeferrableJob(
+                zone_id="Pump",
+                energy_wh=600,
+                earliest=DUSK + timedelta(hours=15),
+                deadline=DUSK + timedelta(hours=23),
+                job_id="pump",
+            ),
+        ),
         relay_on={"Clinic": True, "Lights": True, "Homes": homes_relay_on},
         horizon_slots=slots,
     )
@@ -280,8 +366,9 @@ def test_dusk_serves_homes_now_not_later(homes_relay_on: bool, monkeypatch) -> N
 
     inp = _dusk_input(homes_relay_on=homes_relay_on)
     result = plan(inp)
-    monkeypatch.setattr(planner_module, "service_weight",
-                        lambda index, slot_h: np.ones(np.shape(index)))
+    monkeypatch.setattr(
+        planner_module, "service_weight", lambda index, slot_h: np.ones(np.shape(index))
+    )
     untimed = plan(inp)  # the same planner without the time preference
     homes = np.array(result.zone_on["Homes"])
     night = homes[: 14 * 12]
@@ -293,7 +380,8 @@ def test_dusk_serves_homes_now_not_later(homes_relay_on: bool, monkeypatch) -> N
     assert result.soc_pct[14 * 12] < inp.battery.reserve.semi_critical_pct
     # Only the timing moved: the energy of every class is unchanged (non-critical within 0.5 %).
     assert result.served_wh[P.NON_CRITICAL] == pytest.approx(
-        untimed.served_wh[P.NON_CRITICAL], rel=5e-3)
+        untimed.served_wh[P.NON_CRITICAL], rel=5e-3
+    )
     for cls in (P.CRITICAL, P.SEMI_CRITICAL, P.DEFERRABLE):
         assert result.served_wh[cls] == pytest.approx(untimed.served_wh[cls], abs=1e-6)
     assert result.switches <= untimed.switches

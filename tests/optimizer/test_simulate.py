@@ -23,10 +23,16 @@ def _scenario(*, slots_per_day=24, days=2, soc=50.0, pv_peak=1500.0, jobs=None) 
     hours = (np.arange(n) % slots_per_day) * 24 / slots_per_day
     pv = np.clip(np.sin((hours - 6) / 12 * np.pi), 0, None) * pv_peak
     return {
-        "start": START.isoformat(), "slot_minutes": 24 * 60 // slots_per_day, "history_days": 1,
+        "start": START.isoformat(),
+        "slot_minutes": 24 * 60 // slots_per_day,
+        "history_days": 1,
         "horizon_slots": slots_per_day,
-        "battery": {"capacity_wh": 4000, "soc_pct": soc, "max_charge_w": 1500,
-                    "max_discharge_w": 1500},
+        "battery": {
+            "capacity_wh": 4000,
+            "soc_pct": soc,
+            "max_charge_w": 1500,
+            "max_discharge_w": 1500,
+        },
         "inverter_limit_w": 1500,
         "zones": [
             {"zone_id": "c", "priority": "critical", "rated_w": 100},
@@ -35,10 +41,17 @@ def _scenario(*, slots_per_day=24, days=2, soc=50.0, pv_peak=1500.0, jobs=None) 
         ],
         "pv_w": pv.round(1).tolist(),
         "demand_w": {"c": [100.0] * n, "n": [300.0] * n},
-        "jobs": jobs if jobs is not None else [{
-            "job_id": "pump", "zone_id": "p", "energy_wh": 1000,
-            "earliest": (START + timedelta(days=1)).isoformat(),
-            "deadline": (START + timedelta(days=1, hours=20)).isoformat()}],
+        "jobs": jobs
+        if jobs is not None
+        else [
+            {
+                "job_id": "pump",
+                "zone_id": "p",
+                "energy_wh": 1000,
+                "earliest": (START + timedelta(days=1)).isoformat(),
+                "deadline": (START + timedelta(days=1, hours=20)).isoformat(),
+            }
+        ],
     }
 
 
@@ -59,8 +72,14 @@ def test_planner_loop_keeps_critical_and_finishes_the_job() -> None:
     assert result["zones"]["p"]["served_wh"] == pytest.approx(1000.0)
     assert result["min_soc_pct"] >= 0.0
     assert result["plan_ms"]["count"] == 24
-    assert set(result) >= {"zones", "classes", "min_soc_pct", "critical_served_pct",
-                           "deferrable_completed", "plan_ms"}
+    assert set(result) >= {
+        "zones",
+        "classes",
+        "min_soc_pct",
+        "critical_served_pct",
+        "deferrable_completed",
+        "plan_ms",
+    }
 
 
 def test_scarce_site_planner_protects_critical_better_than_threshold() -> None:
@@ -91,26 +110,56 @@ def test_a_feeder_rated_above_the_inverter_runs_when_it_draws_little() -> None:
 
 
 def test_threshold_sheds_lowest_first_and_restores_after_min_off() -> None:
-    zones = (Zone(zone_id="c", name="c", priority=P.CRITICAL, rated_w=500),
-             Zone(zone_id="s", name="s", priority=P.SEMI_CRITICAL, rated_w=300),
-             Zone(zone_id="n1", name="n1", priority=P.NON_CRITICAL, rated_w=200),
-             Zone(zone_id="n2", name="n2", priority=P.NON_CRITICAL, rated_w=400))
+    zones = (
+        Zone(zone_id="c", name="c", priority=P.CRITICAL, rated_w=500),
+        Zone(zone_id="s", name="s", priority=P.SEMI_CRITICAL, rated_w=300),
+        Zone(zone_id="n1", name="n1", priority=P.NON_CRITICAL, rated_w=200),
+        Zone(zone_id="n2", name="n2", priority=P.NON_CRITICAL, rated_w=400),
+    )
     power = {"c": 500.0, "s": 300.0, "n1": 200.0, "n2": 400.0}
     wants = dict.fromkeys(power, True)
-    on, state = threshold_decide(now=START, zones=zones, wants_on=wants, power_w=power,
-                                 soc_pct=80, capacity_w=1200, state=ThresholdState())
+    on, state = threshold_decide(
+        now=START,
+        zones=zones,
+        wants_on=wants,
+        power_w=power,
+        soc_pct=80,
+        capacity_w=1200,
+        state=ThresholdState(),
+    )
     # 1400 W > 1080 W: shed the larger non-critical (n2) -> 1000 W fits.
     assert on == {"c": True, "s": True, "n1": True, "n2": False}
     later = START + timedelta(minutes=2)
-    on, state = threshold_decide(now=later, zones=zones, wants_on=wants, power_w=power,
-                                 soc_pct=80, capacity_w=2000, state=state)
+    on, state = threshold_decide(
+        now=later,
+        zones=zones,
+        wants_on=wants,
+        power_w=power,
+        soc_pct=80,
+        capacity_w=2000,
+        state=state,
+    )
     assert on["n2"] is False  # 5-minute minimum off
     later = START + timedelta(minutes=6)
-    on, _ = threshold_decide(now=later, zones=zones, wants_on=wants, power_w=power,
-                             soc_pct=80, capacity_w=2000, state=state)
+    on, _ = threshold_decide(
+        now=later,
+        zones=zones,
+        wants_on=wants,
+        power_w=power,
+        soc_pct=80,
+        capacity_w=2000,
+        state=state,
+    )
     assert on["n2"] is True  # 1400 W < 80 % of 2000 W
-    on, _ = threshold_decide(now=later, zones=zones, wants_on=wants, power_w=power,
-                             soc_pct=5, capacity_w=2000, state=ThresholdState())
+    on, _ = threshold_decide(
+        now=later,
+        zones=zones,
+        wants_on=wants,
+        power_w=power,
+        soc_pct=5,
+        capacity_w=2000,
+        state=ThresholdState(),
+    )
     assert on == {"c": True, "s": False, "n1": False, "n2": False}
 
 

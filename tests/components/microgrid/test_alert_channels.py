@@ -189,9 +189,7 @@ class Gateways:
 
 
 @pytest.fixture
-async def gateways(
-    socket_enabled: None, rsa_key: rsa.RSAPrivateKey
-) -> AsyncIterator[Gateways]:
+async def gateways(socket_enabled: None, rsa_key: rsa.RSAPrivateKey) -> AsyncIterator[Gateways]:
     """Twilio, FCM and Google's token endpoint on 127.0.0.1."""
     twilio, fcm, google = FakeTwilio(), FakeFcm(), FakeGoogleToken(rsa_key.public_key())
     app = web.Application()
@@ -424,9 +422,7 @@ async def test_fcm_401_mints_a_new_token_once(
     assert len(gateways.google.grants) == 3
 
 
-@pytest.mark.parametrize(
-    ("status", "detail"), [(404, "NOT_FOUND UNREGISTERED"), (500, "INTERNAL")]
-)
+@pytest.mark.parametrize(("status", "detail"), [(404, "NOT_FOUND UNREGISTERED"), (500, "INTERNAL")])
 async def test_fcm_errors_raise_gateway_error(
     session: aiohttp.ClientSession,
     gateways: Gateways,

@@ -430,8 +430,10 @@ async def test_a_stuck_relay_raises_the_zone_anomaly_and_one_event(
                 record = {**record, "relayState": False, "outputPower": 150.0}
             rtdb.set_value(f"sensors/{zone_id}", record)
         await wait_for(
-            lambda now=now: (r := coordinator.readings["Zone3"]).relay_on is False
-            and abs((r.received_at - now).total_seconds()) < 1
+            lambda now=now: (
+                (r := coordinator.readings["Zone3"]).relay_on is False
+                and abs((r.received_at - now).total_seconds()) < 1
+            )
         )
         freezer.tick(timedelta(minutes=5))
     await _set_boards(rtdb, coordinator)  # healthy again now; the past slots still count
@@ -466,8 +468,9 @@ async def test_a_board_that_stops_reporting_is_an_anomaly(
         for zone_id in ("Zone1", "Zone2", "Zone3"):
             rtdb.set_value(f"sensors/{zone_id}", board_record(at=now))
         await wait_for(
-            lambda now=now: abs((coordinator.readings["Zone3"].received_at - now).total_seconds())
-            < 1
+            lambda now=now: (
+                abs((coordinator.readings["Zone3"].received_at - now).total_seconds()) < 1
+            )
         )
     await coordinator.ml.async_refresh()
     await hass.async_block_till_done()
