@@ -7,7 +7,7 @@ A level that is not reached within the forecast horizon gives `math.inf` hours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 
 import numpy as np
@@ -61,6 +61,97 @@ class SustainCorrection:
         pv_down = pv_wh * at(self.pv_err_q50, self.pv_err_q10)
         pv_up = pv_wh * at(self.pv_err_q90, self.pv_err_q50)
         return np.hypot(load_up, pv_down), np.hypot(load_down, pv_up)
+
+
+# The P10/P90 spread a site gets until its own history has taught one: the relative errors of the
+# seasonal-persistence load and PV forecasts on one measured household (bench/data, EMHASS) with
+# TMY3 PV, fitted on its first 183 days (the benchmark scores the last 56). Regenerate with
+# `python -m bench.ml --print-sustain-prior`. One household swings more than a village's summed
+# feeders, so the band errs wide: P10 early, P90 late.
+PRIOR_SPREAD = SustainCorrection(
+    knots_h=DEFAULT_KNOTS_H,
+    load_err_q10=(
+        -0.682,
+        -0.637,
+        -0.591,
+        -0.563,
+        -0.547,
+        -0.503,
+        -0.477,
+        -0.448,
+        -0.409,
+        -0.342,
+        -0.299,
+        -0.286,
+    ),
+    load_err_q50=(
+        -0.145,
+        -0.124,
+        -0.105,
+        -0.085,
+        -0.07,
+        -0.052,
+        -0.044,
+        -0.023,
+        -0.015,
+        -0.006,
+        0.014,
+        0.022,
+    ),
+    load_err_q90=(
+        1.13,
+        0.998,
+        0.864,
+        0.796,
+        0.738,
+        0.669,
+        0.647,
+        0.584,
+        0.532,
+        0.489,
+        0.435,
+        0.424,
+    ),
+    pv_err_q10=(
+        -0.588,
+        -0.58,
+        -0.561,
+        -0.55,
+        -0.55,
+        -0.538,
+        -0.534,
+        -0.526,
+        -0.516,
+        -0.463,
+        -0.434,
+        -0.42,
+    ),
+    pv_err_q50=(
+        -0.013,
+        -0.012,
+        -0.015,
+        -0.015,
+        -0.015,
+        -0.016,
+        -0.015,
+        -0.015,
+        -0.015,
+        -0.014,
+        -0.029,
+        -0.046,
+    ),
+    pv_err_q90=(1.514, 1.396, 1.256, 1.181, 1.161, 1.124, 1.086, 1.053, 1.019, 0.88, 0.973, 1.081),
+)
+
+
+def with_prior_spread(correction: SustainCorrection | None) -> SustainCorrection:
+    """`correction`, with PRIOR_SPREAD's error quantiles while it has none of its own (before the
+    first training, or too little history for them); its SoC rate factor is kept."""
+    if correction is None:
+        return PRIOR_SPREAD
+    if correction.knots_h:
+        return correction
+    return replace(PRIOR_SPREAD, soc_rate_factor=correction.soc_rate_factor, rows=correction.rows)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,7 +29,7 @@ from .ml import store
 from .ml.anomaly import IMPOSSIBLE_VALUE, Anomaly, AnomalyDetector, ZoneStats
 from .ml.demand import METHOD_REGRESSION, DemandForecaster, FitReport, Forecast
 from .ml.history import History, empty_history, slot_grid
-from .ml.sustain import SustainEstimate, fit_sustain_correction, sustain_time
+from .ml.sustain import SustainEstimate, fit_sustain_correction, sustain_time, with_prior_spread
 from .models import MLView
 from .optimizer.model import Zone
 from .planning import HORIZON_SLOTS, SLOT_MINUTES
@@ -855,7 +855,8 @@ class MLManager:
                 forecast_net_w=net,
                 forecast_pv_w=pv,
                 slot_minutes=SAMPLE_MINUTES,
-                correction=self.models.sustain if self.models else None,
+                # Untrained, the prior spread keeps P10/P90 honest (never a point estimate).
+                correction=with_prior_spread(self.models.sustain if self.models else None),
             )
         except ValueError as err:
             LOGGER.debug("No sustain estimate: %s", err)

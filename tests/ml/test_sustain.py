@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from ml.sustain import (
+    PRIOR_SPREAD,
     SustainCorrection,
     fit_soc_rate_factor,
     fit_sustain_correction,
     sustain_time,
+    with_prior_spread,
 )
 
 from .synth import site_history
@@ -133,6 +135,44 @@ def test_pv_errors_widen_the_spread_only_where_pv_is_forecast() -> None:
     assert sunny.hours_to_emergency_p50 == pytest.approx(8.0)
     assert sunny.hours_to_emergency_p10 == pytest.approx(4_000.0 / 750.0)
     assert sunny.hours_to_emergency_p90 == pytest.approx(4_000.0 / 250.0)
+
+
+def test_an_untrained_site_gets_the_prior_spread_and_keeps_its_learned_capacity() -> None:
+    assert with_prior_spread(None) is PRIOR_SPREAD
+    learned = SustainCorrection(
+        knots_h=(1.0, 24.0),
+        load_err_q10=(-0.1, -0.1),
+        load_err_q50=(0.0, 0.0),
+        load_err_q90=(0.1, 0.1),
+        pv_err_q10=(0.0, 0.0),
+        pv_err_q50=(0.0, 0.0),
+        pv_err_q90=(0.0, 0.0),
+    )
+    assert with_prior_spread(learned) is learned  # its own spread wins
+    # Too little history for error quantiles, enough for the capacity: both kept where known.
+    capacity_only = SustainCorrection(soc_rate_factor=1.25, rows=400)
+    merged = with_prior_spread(capacity_only)
+    assert merged.soc_rate_factor == 1.25 and merged.rows == 400
+    assert merged.knots_h == PRIOR_SPREAD.knots_h
+    assert merged.load_err_q90 == PRIOR_SPREAD.load_err_q90
+    plain = _est(correction=capacity_only)
+    e = _est(correction=merged)
+    assert e.hours_to_emergency_p50 == pytest.approx(plain.hours_to_emergency_p50)
+    assert e.hours_to_emergency_p10 < e.hours_to_emergency_p50 < e.hours_to_emergency_p90
+    assert plain.hours_to_emergency_p10 == plain.hours_to_emergency_p90
+
+
+def test_the_prior_spread_is_a_valid_correction() -> None:
+    p = PRIOR_SPREAD
+    n = len(p.knots_h)
+    assert n > 1 and list(p.knots_h) == sorted(p.knots_h)
+    for q10, q50, q90 in (
+        (p.load_err_q10, p.load_err_q50, p.load_err_q90),
+        (p.pv_err_q10, p.pv_err_q50, p.pv_err_q90),
+    ):
+        assert len(q10) == len(q50) == len(q90) == n
+        assert all(a < b < c for a, b, c in zip(q10, q50, q90))
+    assert p.soc_rate_factor == 1.0
 
 
 def test_bad_inputs_raise_value_errors() -> None:
