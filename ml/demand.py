@@ -385,7 +385,10 @@ class DemandForecaster:
                 level = ctx.load_w[np.isfinite(ctx.load_w)]
                 fill = float(level.mean()) if level.size else 0.0
                 if not level.size:
-                    _LOGGER.warning("no measurements for %s: forecasting 0 W", name)
+                    # Normal for a zone that has not run yet (a pump waiting for its first job):
+                    # it comes every forecast run, so debug, not a warning. The integration
+                    # plans such a zone with its own fallback, not this 0 W.
+                    _LOGGER.debug("no measurements for %s: forecasting 0 W", name)
                 pred = np.where(np.isfinite(pred), pred, fill)
             values[name] = _rebin(
                 np.maximum(pred, 0.0),
