@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .features import (
+    TEMPERATURE_COLUMNS,
     SeriesContext,
     anchor_profile,
     demand_features,
@@ -29,6 +30,7 @@ METHOD_REGRESSION = "regression"
 METHOD_PERSISTENCE = "seasonal_persistence"
 SITE = "site"
 BACKTEST_DAYS = 7.0
+TEMPERATURE_MIN_GAIN = 0.03  # back-test MAE the temperature features must save to be used
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +44,9 @@ class FitReport:
     mae_backtest_by_series: Mapping[str, float] = field(default_factory=dict)
     history_days: float = 0.0
     mae_persistence_backtest: float | None = None  # the fallback's MAE on the same week
+    # Temperature features are used only when the site's back-test week says they help.
+    uses_temperature: bool = False
+    mae_backtest_without_temperature: float | None = None
 
     @property
     def skill(self) -> float | None:
@@ -243,6 +248,7 @@ class DemandForecaster:
         self.seed = int(seed)
         self.models: dict[str, Any] = {}
         self.report: FitReport | None = None
+        self._dropped: tuple[int, ...] = TEMPERATURE_COLUMNS  # feature columns left out
 
     @property
     def method(self) -> str:
@@ -266,7 +272,7 @@ class DemandForecaster:
             demand_features(ctx, o, s), ctx.load_w[o + s], normalise=self.normalise
         )
         model = SeriesModel(
-            columns=informative_columns(x),
+            columns=np.setdiff1d(informative_columns(x), self._dropped),
             estimator=_new_regressor(max_iter, self.seed, self.loss),
             normalise=self.normalise,
         )
@@ -299,9 +305,25 @@ class DemandForecaster:
         maes: dict[str, float] = {}
         models: dict[str, Any] = {}
         rows = 0
+        self._dropped = TEMPERATURE_COLUMNS
+        without: float | None = None
         with single_thread():
             if self.backtest_days > 0 and days >= self.min_history_days + self.backtest_days:
+                before = rng.bit_generator.state
                 maes = self._backtest(contexts, rng)
+                site = contexts.get(SITE)
+                if site is not None and _measured(site.temperature_c) and SITE in maes:
+                    # Temperature is in: keep its features only if the held-out week says they
+                    # help, by a margin (the same training rows, so only the columns differ).
+                    without = maes[SITE]
+                    self._dropped = ()
+                    twin = np.random.default_rng()
+                    twin.bit_generator.state = before
+                    with_temperature = self._backtest(contexts, twin)
+                    if with_temperature.get(SITE, np.inf) < (1.0 - TEMPERATURE_MIN_GAIN) * without:
+                        maes = with_temperature
+                    else:
+                        self._dropped = TEMPERATURE_COLUMNS
             for name, ctx in contexts.items():
                 model, n = self._fit_series(ctx, rng, zone=name != SITE)
                 if model is not None:
@@ -316,6 +338,8 @@ class DemandForecaster:
             method=self.method,
             mae_backtest_by_series=maes,
             history_days=days,
+            uses_temperature=not self._dropped,
+            mae_backtest_without_temperature=without,
         )
         return self.report
 
@@ -404,6 +428,11 @@ class DemandForecaster:
             method=self.method,
             slot_minutes=slot_minutes,
         )
+
+
+def _measured(series: np.ndarray | None) -> bool:
+    """Whether a series holds any measurement."""
+    return series is not None and bool(np.isfinite(series).any())
 
 
 def _rebin(

@@ -39,6 +39,8 @@ DEMAND_FEATURE_NAMES: tuple[str, ...] = (
     "pv_lag_day_w",
     "relay_on_fraction",
     "temperature_c",
+    "temperature_24h_c",
+    "temperature_vs_7d_c",
     "profile_q25_w",
     "profile_q75_w",
     "profile_anchor_w",
@@ -52,6 +54,9 @@ LOAD_COLUMNS: tuple[int, ...] = tuple(
 LEVEL_COLUMN = DEMAND_FEATURE_NAMES.index("mean_7d_w")
 ANCHOR_COLUMN = DEMAND_FEATURE_NAMES.index("profile_anchor_w")
 DAY_MEAN_COLUMN = DEMAND_FEATURE_NAMES.index("mean_24h_w")
+TEMPERATURE_COLUMNS: tuple[int, ...] = tuple(
+    i for i, n in enumerate(DEMAND_FEATURE_NAMES) if n.startswith("temperature")
+)
 
 
 def load_scale(x: np.ndarray) -> np.ndarray:
@@ -210,11 +215,14 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
     mean_24h = _take(trailing_mean(y, d), origins)
     mean_7d = _take(trailing_mean(y, DAYS_PER_WEEK * d), origins)
     pv_24h = _take(trailing_mean(ctx.pv_w, d), origins)
-    temperature = (
-        np.full(origins.shape, np.nan)
-        if ctx.temperature_c is None
-        else _take(ctx.temperature_c, origins)
-    )
+    if ctx.temperature_c is None:
+        temperature = temperature_24h = temperature_7d = np.full(origins.shape, np.nan)
+    else:
+        # Heating and cooling follow the weather. The anchor profile already holds the last
+        # week's; what it cannot know is how today's temperature departs from that week's.
+        temperature = _take(ctx.temperature_c, origins)
+        temperature_24h = _take(trailing_mean(ctx.temperature_c, d), origins)
+        temperature_7d = _take(trailing_mean(ctx.temperature_c, DAYS_PER_WEEK * d), origins)
     return np.column_stack(
         [
             cal,
@@ -236,6 +244,8 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
             _take(ctx.pv_w, day_idx),
             _take(ctx.relay_on_fraction, origins),
             temperature,
+            temperature_24h,
+            temperature_24h - temperature_7d,
             nanquantile_rows(past_days, 0.25),
             nanquantile_rows(past_days, 0.75),
             anchor,

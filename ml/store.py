@@ -22,7 +22,8 @@ from .demand import DemandForecaster, FitReport, SeriesModel
 from .history import History
 from .sustain import SustainCorrection, fit_sustain_correction
 
-FORMAT_VERSION = 3  # 3: sustain spread as load/PV error quantiles; drift 3-of-4 rule
+FORMAT_VERSION = 4  # 4: temperature features (feature columns moved)
+# 3: sustain spread as load/PV error quantiles; drift 3-of-4 rule
 # 2: drift settings per zone (AnomalyConfig without drift_rel)
 MAGIC = b"MICROGRID-ML\n"
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ml.demand import METHOD_PERSISTENCE, METHOD_REGRESSION, DemandForecaster
+from ml.features import DEMAND_FEATURE_NAMES
 from ml.history import empty_history
 
 from .synth import DAY_S, site_history
@@ -105,3 +106,50 @@ def test_a_zone_without_measurements_forecasts_zero_not_nan(caplog) -> None:
     # A zone that has not run yet is normal, and this runs every 5 minutes: no warning spam.
     assert "Zone2" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _heated_site(days: int = 60, seed: int = 5):
+    """A site whose load rises 60 W per degree below 16 °C, under day-to-day weather."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    h = site_history(days=days, slot_s=1800.0, noise_w=10.0, zones=())
+    daily = np.cumsum(rng.normal(0.0, 2.5, days)) + 8.0
+    hour = (h.timestamps % DAY_S) / 3600.0
+    temp = np.repeat(daily, 48)[: h.size] + 4.0 * np.sin((hour - 9.0) / 24.0 * 2.0 * np.pi)
+    load = h.site_load_w + 60.0 * np.maximum(16.0 - temp, 0.0)
+    return replace(h, site_load_w=load, temperature_c=temp)
+
+
+def test_temperature_is_used_when_the_held_out_week_says_it_helps() -> None:
+    from dataclasses import replace
+
+    h = _heated_site()
+    now = h.timestamps[-1] + 1800.0
+    with_t = DemandForecaster(slot_minutes=30, backtest_days=14).fit(h, now=now)
+    assert with_t.uses_temperature
+    assert with_t.mae_backtest < 0.95 * with_t.mae_backtest_without_temperature
+    blind = DemandForecaster(slot_minutes=30, backtest_days=14)
+    report = blind.fit(replace(h, temperature_c=None), now=now)
+    assert not report.uses_temperature and report.mae_backtest_without_temperature is None
+    assert report.mae_backtest == pytest.approx(with_t.mae_backtest_without_temperature)
+
+
+def test_temperature_that_does_not_help_is_left_out() -> None:
+    from dataclasses import replace
+
+    h = _heated_site()
+    now = h.timestamps[-1] + 1800.0
+    temperature = set(np.flatnonzero([n.startswith("temperature") for n in DEMAND_FEATURE_NAMES]))
+    used = 0
+    for seed in range(11, 19):
+        # The same site, but the "temperature" is noise unrelated to the load: one held-out
+        # week can still favour it by chance, but rarely.
+        noise = np.random.default_rng(seed).normal(10.0, 5.0, h.size)
+        f = DemandForecaster(slot_minutes=30, backtest_days=14)
+        report = f.fit(replace(h, temperature_c=noise), now=now)
+        used += report.uses_temperature
+        if not report.uses_temperature:
+            assert report.mae_backtest == pytest.approx(report.mae_backtest_without_temperature)
+            assert not temperature & set(f.models["site"].columns.tolist())
+    assert used <= 2
