@@ -32,6 +32,7 @@ from .const import (
     CONF_POWER_LIMIT_W,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
+    CONF_TEMPERATURE_ENTITY,
     CONF_ZONE_ID,
     CONTROL_MODE_AUTO,
     DEFAULT_OPTIONS,
@@ -96,6 +97,7 @@ def site_config(entry: MicrogridConfigEntry) -> SiteConfig:
         zones=tuple(zones),
         zone_subentry=zone_subentry,
         households=households,
+        temperature_entity_id=options.get(CONF_TEMPERATURE_ENTITY) or None,
     )
 
 

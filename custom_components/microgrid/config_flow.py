@@ -21,6 +21,9 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    EntityFilterSelectorConfig,
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -77,6 +80,7 @@ from .const import (
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
+    CONF_TEMPERATURE_ENTITY,
     CONF_ZONE_ID,
     CONTROL_MODE_AUTO,
     CONTROL_MODE_MONITOR,
@@ -187,6 +191,14 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional(CONF_FCM_TOPIC): _TEXT,
         vol.Optional(CONF_FCM_TOKENS): TextSelector(
             TextSelectorConfig(multiple=True, autocomplete="off")
+        ),
+        vol.Optional(CONF_TEMPERATURE_ENTITY): EntitySelector(
+            EntitySelectorConfig(
+                filter=[
+                    EntityFilterSelectorConfig(domain="weather"),
+                    EntityFilterSelectorConfig(domain="sensor", device_class="temperature"),
+                ]
+            )
         ),
     }
 )
@@ -597,9 +609,13 @@ class MicrogridOptionsFlow(OptionsFlow):
             ):
                 errors["base"] = "thresholds_order"
             if not errors:
-                # A gateway field left empty turns that gateway off: only `gateways` survive.
+                # A gateway field left empty turns that gateway off: only `gateways` survive;
+                # so does a cleared temperature entity (absent from the input).
+                cleared = {*SMS_PUSH_OPTIONS, CONF_TEMPERATURE_ENTITY}
                 options = {
-                    k: v for k, v in {**stored, **user_input}.items() if k not in SMS_PUSH_OPTIONS
+                    k: v
+                    for k, v in {**stored, **user_input}.items()
+                    if k not in cleared or (k == CONF_TEMPERATURE_ENTITY and k in user_input)
                 } | {
                     **gateways,
                     **targets,

@@ -44,6 +44,8 @@ CONF_MIN_OFF_S: Final = "min_off_s"
 CONF_CONTROL_MODE: Final = "control_mode"
 CONTROL_MODE_MONITOR: Final = "monitor"  # decide and record, write nothing
 CONTROL_MODE_AUTO: Final = "auto"  # write relay commands
+# Outdoor temperature for the demand forecast: a weather entity or a temperature sensor.
+CONF_TEMPERATURE_ENTITY: Final = "temperature_entity"
 
 DEFAULT_OPTIONS: Final = {
     CONF_CONSERVATION_PCT: 20.0,

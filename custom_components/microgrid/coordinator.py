@@ -30,7 +30,7 @@ from .const import (
     TICK_INTERVAL,
 )
 from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
-from .learning import MLManager
+from .learning import MLManager, temperature_c
 from .models import SiteConfig, SiteSnapshot, ZoneSnapshot
 from .optimizer.dispatch import DispatchInput, dispatch
 from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
@@ -453,6 +453,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             "pv": solar_w,
             "load": load_w,
         }
+        if self.site.temperature_entity_id:
+            sample["temperature"] = temperature_c(
+                self.hass.states.get(self.site.temperature_entity_id)
+            )
         for zone in self.site.zones:
             reading = self.readings.get(zone.zone_id)
             if reading is not None and self.is_online(zone.zone_id, now):

@@ -1,7 +1,8 @@
 """Learning inside Home Assistant: train from the recorder, forecast, sustain time, anomalies.
 
 The models are pure (`ml/`); this module gathers their history (the recorder's states of the
-integration's own entities, plus 5-minute means kept in memory), runs every scikit-learn call in
+integration's own entities and of the optional outdoor-temperature entity, plus 5-minute means
+kept in memory), runs every scikit-learn call in
 an executor, stores the trained models under `.storage`, and hands results to the entities, the
 planner and the bus. Importing it never imports scikit-learn.
 """
@@ -9,19 +10,20 @@ planner and the bus. Importing it never imports scikit-learn.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.const import Platform
+from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, Platform, UnitOfTemperature
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
+from homeassistant.util.unit_conversion import TemperatureConverter
 import numpy as np
 
 from .const import DOMAIN, LOGGER
@@ -59,6 +61,10 @@ DEGRADED_SKILL = -0.1
 # Rejected board records whose values are impossible count as impossible-value anomalies.
 IMPOSSIBLE_REASONS = frozenset({"out_of_range", "not_finite"})
 FORECAST_HOURLY = 24  # hourly means in the forecast sensor's (unrecorded) attribute
+# A weather entity's attributes (homeassistant.components.weather's ATTR_WEATHER_TEMPERATURE and
+# ATTR_WEATHER_TEMPERATURE_UNIT; not imported, so loading this module does not load weather).
+ATTR_WEATHER_TEMPERATURE = "temperature"
+ATTR_WEATHER_TEMPERATURE_UNIT = "temperature_unit"
 
 SITE_ROLES = {
     "load": "load_power",
@@ -103,17 +109,36 @@ def state_value(state: str | None, *, relay: bool = False) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def temperature_c(state: State | None) -> float | None:
+    """Outdoor temperature in °C from a weather entity (its `temperature` attribute, in its
+    `temperature_unit`) or a temperature sensor (its state, in its unit); None when unknown."""
+    if state is None:
+        return None
+    # Not `state.domain`: the recorder's lazy states do not set it.
+    if state.entity_id.startswith("weather."):
+        value = state.attributes.get(ATTR_WEATHER_TEMPERATURE)
+        unit = state.attributes.get(ATTR_WEATHER_TEMPERATURE_UNIT)
+    else:
+        value = state.state
+        unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
+    number = state_value(value if isinstance(value, str) else str(value))
+    if math.isnan(number) or unit not in TemperatureConverter.VALID_UNITS:
+        return None
+    return TemperatureConverter.convert(number, unit, UnitOfTemperature.CELSIUS)
+
+
 def history_of_roles(
     grid: np.ndarray, zones: tuple[str, ...], column: Callable[[str], np.ndarray]
 ) -> History:
     """A History on `grid` whose series are `column(role)` for each role ("load", "pv", "soc",
-    "voltage", "power:<zone>", "relay:<zone>")."""
+    "voltage", "temperature", "power:<zone>", "relay:<zone>")."""
     return History(
         timestamps=grid,
         site_load_w=column("load"),
         pv_w=column("pv"),
         soc_pct=column("soc"),
         voltage_v=column("voltage"),
+        temperature_c=column("temperature"),
         zone_power_w={z: column(f"power:{z}") for z in zones},
         zone_relay_on={z: column(f"relay:{z}") for z in zones},
     )
@@ -121,11 +146,13 @@ def history_of_roles(
 
 def roles_of(history: History) -> dict[str, np.ndarray]:
     """The History's series by role (the inverse of `history_of_roles`)."""
+    temperature = {} if history.temperature_c is None else {"temperature": history.temperature_c}
     return {
         "load": history.site_load_w,
         "pv": history.pv_w,
         "soc": history.soc_pct,
         "voltage": history.voltage_v,
+        **temperature,
         **{f"power:{z}": v for z, v in history.zone_power_w.items()},
         **{f"relay:{z}": v for z, v in history.zone_relay_on.items()},
     }
@@ -301,6 +328,12 @@ def report_attrs(report: FitReport | None) -> dict[str, Any]:
         "method": report.method,
         "history_days": round(report.history_days, 2),
         "trained_at": dt_util.utc_from_timestamp(report.trained_at).isoformat(),
+        # Whether the outdoor temperature made the held-out week's forecasts better (and so is
+        # used), and the MAE without it when it was tried.
+        "uses_temperature": report.uses_temperature,
+        "mae_without_temperature_w": None
+        if report.mae_backtest_without_temperature is None
+        else round(report.mae_backtest_without_temperature, 1),
     }
 
 
@@ -392,26 +425,18 @@ def _recorded_series(
     hass: HomeAssistant, roles: dict[str, str], start: datetime, end: datetime
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Step series per role from the recorder, a day at a time (blocking: recorder executor)."""
-    from homeassistant.components.recorder import history as rec_history
-
     by_entity = {entity_id: role for role, entity_id in roles.items()}
     times: dict[str, list[float]] = {role: [] for role in roles}
     values: dict[str, list[float]] = {role: [] for role in roles}
-    chunk_start = start
-    while chunk_start < end:
-        chunk_end = min(chunk_start + timedelta(days=1), end)
-        found = rec_history.get_significant_states(
-            hass,
-            chunk_start,
-            chunk_end,
-            list(by_entity),
-            include_start_time_state=True,
-            significant_changes_only=False,
-            minimal_response=True,
-            no_attributes=True,
-            compressed_state_format=True,
-        )
-        floor_s = chunk_start.timestamp()
+    for floor_s, found in _daily_states(
+        hass,
+        list(by_entity),
+        start,
+        end,
+        minimal_response=True,
+        no_attributes=True,
+        compressed_state_format=True,
+    ):
         for entity_id, rows in found.items():
             role = by_entity.get(entity_id)
             if role is None:
@@ -427,13 +452,60 @@ def _recorded_series(
                 # The state holding at the chunk's start counts from that start only.
                 times[role].append(max(float(at), floor_s))
                 values[role].append(state_value(state, relay=relay))
-        chunk_start = chunk_end
     out = {}
     for role in roles:
-        t = np.asarray(times[role], dtype=float)
-        order = np.argsort(t, kind="stable")
-        out[role] = (t[order], np.asarray(values[role], dtype=float)[order])
+        out[role] = _sorted_series(times[role], values[role])
     return out
+
+
+def _sorted_series(times: list[float], values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(times, values) as arrays in time order."""
+    t = np.asarray(times, dtype=float)
+    order = np.argsort(t, kind="stable")
+    return t[order], np.asarray(values, dtype=float)[order]
+
+
+def _recorded_temperature(
+    hass: HomeAssistant, entity_id: str, start: datetime, end: datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """The outdoor temperature (°C) step series from the recorder (blocking: recorder executor).
+
+    A weather entity keeps its temperature in an attribute, so this reads full states, by
+    last update (an attribute change leaves `last_changed` alone).
+    """
+    times: list[float] = []
+    values: list[float] = []
+    for floor_s, found in _daily_states(hass, [entity_id], start, end):
+        for row in found.get(entity_id, []):
+            if not isinstance(row, State):
+                continue
+            value = temperature_c(row)
+            times.append(max(row.last_updated_timestamp, floor_s))
+            values.append(math.nan if value is None else value)
+    return _sorted_series(times, values)
+
+
+def _daily_states(
+    hass: HomeAssistant, entity_ids: list[str], start: datetime, end: datetime, **options: Any
+) -> Iterator[tuple[float, dict[str, list[Any]]]]:
+    """(chunk start in epoch s, states by entity) from the recorder a day at a time, each with
+    the state holding at the chunk's start (blocking: recorder executor)."""
+    from homeassistant.components.recorder import history as rec_history
+
+    chunk_start = start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + timedelta(days=1), end)
+        found = rec_history.get_significant_states(
+            hass,
+            chunk_start,
+            chunk_end,
+            entity_ids,
+            include_start_time_state=True,
+            significant_changes_only=False,
+            **options,
+        )
+        yield chunk_start.timestamp(), found
+        chunk_start = chunk_end
 
 
 # ---- the manager --------------------------------------------------------------------------
@@ -555,9 +627,17 @@ class MLManager:
         # At start the recorder may still be migrating its database.
         if not await instance.async_db_ready:
             return empty_history(self.zones)
-        series = await instance.async_add_executor_job(
-            _recorded_series, self.hass, roles, start, end
-        )
+        temperature_entity = self.coordinator.site.temperature_entity_id
+
+        def read() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+            series = _recorded_series(self.hass, roles, start, end)
+            if temperature_entity:
+                series["temperature"] = _recorded_temperature(
+                    self.hass, temperature_entity, start, end
+                )
+            return series
+
+        series = await instance.async_add_executor_job(read)
         return await self.hass.async_add_executor_job(
             lambda: history_from_series(
                 series, zones=self.zones, start_s=start.timestamp(), end_s=end.timestamp()

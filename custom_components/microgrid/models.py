@@ -50,6 +50,7 @@ class SiteConfig:
     zones: tuple[Zone, ...]
     zone_subentry: dict[str, str]  # zone_id -> subentry id
     households: dict[str, frozenset[str]]  # household name -> member user ids
+    temperature_entity_id: str | None = None  # weather entity or temperature sensor
 
     def zone(self, zone_id: str) -> Zone | None:
         """The configured zone with this id, if any."""

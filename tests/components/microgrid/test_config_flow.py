@@ -32,6 +32,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 import voluptuous_serialize
 
+from custom_components.microgrid import site_config
 from custom_components.microgrid.alerts import (
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
@@ -65,6 +66,7 @@ from custom_components.microgrid.const import (
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
+    CONF_TEMPERATURE_ENTITY,
     CONF_ZONE_ID,
     CONTROL_MODE_MONITOR,
     DEFAULT_OPTIONS,
@@ -789,6 +791,28 @@ async def test_options_notify_targets_validated_normalized_and_clearable(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options[CONF_NOTIFY_TARGETS] == []
     assert entry.options[CONF_ESCALATION_TARGETS] == []
+
+
+async def test_options_temperature_entity_is_stored_and_clearable(hass: HomeAssistant) -> None:
+    """The outdoor temperature source is optional; a cleared field removes it."""
+    entry = site_entry("http://127.0.0.1:9000/?ns=demo")
+    entry.add_to_hass(hass)
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert_translated(result, OPTIONS)
+    assert suggested(result, CONF_TEMPERATURE_ENTITY) is None
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], base | {CONF_TEMPERATURE_ENTITY: "weather.home"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_TEMPERATURE_ENTITY] == "weather.home"
+    assert site_config(entry).temperature_entity_id == "weather.home"
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_TEMPERATURE_ENTITY) == "weather.home"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], base)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_TEMPERATURE_ENTITY not in entry.options
+    assert site_config(entry).temperature_entity_id is None
 
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2

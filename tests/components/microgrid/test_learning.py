@@ -14,7 +14,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.util import dt as dt_util
@@ -30,7 +30,11 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 
 from custom_components.microgrid import learning
-from custom_components.microgrid.const import CONF_BATTERY_CAPACITY_WH, DOMAIN
+from custom_components.microgrid.const import (
+    CONF_BATTERY_CAPACITY_WH,
+    CONF_TEMPERATURE_ENTITY,
+    DOMAIN,
+)
 from custom_components.microgrid.learning import (
     EVENT_ANOMALY,
     MLManager,
@@ -38,6 +42,7 @@ from custom_components.microgrid.learning import (
     demand_view,
     history_from_series,
     step_means,
+    temperature_c,
     train,
     write_models,
 )
@@ -284,6 +289,8 @@ async def test_retrain_is_admin_only_and_stores_a_model_that_loads_back(
     )
     assert result["method"] == "regression" and result["rows"] > 1000
     assert result["history_days"] > 8
+    # No temperature entity configured: nothing to try.
+    assert result["uses_temperature"] is False and result["mae_without_temperature_w"] is None
     trained_at = dt_util.parse_datetime(result["trained_at"])
     assert trained_at is not None and abs(trained_at - dt_util.utcnow()) < timedelta(seconds=5)
     back = await hass.async_add_executor_job(learning.read_models, ml.model_path)
@@ -589,11 +596,17 @@ async def test_training_history_is_read_from_the_recorder(
     mock_config_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """The site's own entities, found by unique id, come back as 5-minute means."""
+    """The site's own entities, found by unique id, come back as 5-minute means; so does the
+    configured weather entity's temperature (an attribute, in °F), in °C."""
     freezer.move_to("2026-03-02T09:59:59+00:00")
     for zone_id in ZONE_IDS:
         rtdb.set_value(f"sensors/{zone_id}", board_record())
+    weather = {"temperature_unit": "°F"}
+    hass.states.async_set("weather.home", "sunny", {**weather, "temperature": 68.0})
     mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={CONF_TEMPERATURE_ENTITY: "weather.home"}
+    )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await _started(mock_config_entry)
     coordinator = mock_config_entry.runtime_data.coordinator
@@ -605,7 +618,10 @@ async def test_training_history_is_read_from_the_recorder(
     freezer.tick(timedelta(minutes=5))
     # Zone1 draws 300 W for the next slot, then its relay opens (no power); the other boards
     # keep reporting (a silent board's sensors go unavailable: NaN).
-    for zone1 in ({"power": 300.0}, {"relay": False}):
+    # 25 °C with the same condition (only the attribute changes), then 15 °C and cloudy.
+    steps = (({"power": 300.0}, "sunny", 77.0), ({"relay": False}, "cloudy", 59.0))
+    for zone1, condition, fahrenheit in steps:
+        hass.states.async_set("weather.home", condition, {**weather, "temperature": fahrenheit})
         now = dt_util.utcnow()
         for zone_id in ZONE_IDS:
             rtdb.set_value(
@@ -629,4 +645,29 @@ async def test_training_history_is_read_from_the_recorder(
     np.testing.assert_allclose(h.zone_power_w["Zone2"][:3], [100.0] * 3)
     np.testing.assert_allclose(h.soc_pct[:3], [80.0] * 3)
     np.testing.assert_allclose(h.site_load_w[:2], [400.0, 600.0])
+    assert h.temperature_c is not None
+    np.testing.assert_allclose(h.temperature_c[:3], [20.0, 25.0, 15.0])
+    # The live buffer samples it too, with every board reading.
+    recent = ml.recent_history().temperature_c
+    assert recent is not None
+    np.testing.assert_allclose(recent[np.isfinite(recent)][-2:], [25.0, 15.0])
     await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+def test_outdoor_temperature_from_a_weather_entity_or_a_sensor() -> None:
+    """°C from either source, converted from its own unit; None when it cannot be known."""
+    weather = State("weather.home", "rainy", {"temperature": 50.0, "temperature_unit": "°F"})
+    assert temperature_c(weather) == pytest.approx(10.0)
+    assert temperature_c(State("sensor.out", "21.5", {"unit_of_measurement": "°C"})) == 21.5
+    assert temperature_c(State("sensor.out", "300.15", {"unit_of_measurement": "K"})) == (
+        pytest.approx(27.0)
+    )
+    for unknown in (
+        None,
+        State("sensor.out", "unavailable", {"unit_of_measurement": "°C"}),
+        State("sensor.out", "21.5", {}),  # no unit: not a temperature we can read
+        State("sensor.out", "21.5", {"unit_of_measurement": "W"}),
+        State("weather.home", "sunny", {"temperature_unit": "°C"}),  # no temperature
+        State("weather.home", "sunny", {"temperature": "nan", "temperature_unit": "°C"}),
+    ):
+        assert temperature_c(unknown) is None
