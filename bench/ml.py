@@ -37,7 +37,7 @@ from ml.anomaly import (
     own_log_rise,
 )
 from ml.demand import DemandForecaster
-from ml.features import SeriesContext, seasonal_index
+from ml.features import seasonal_index
 from ml.history import SECONDS_PER_DAY, History
 from ml.store import dumps, train_all
 from ml.sustain import PRIOR_SPREAD, SustainCorrection, fit_sustain_correction, sustain_time
@@ -93,14 +93,6 @@ def bench_demand(weeks: int, origin_every_h: float) -> dict[str, float]:
         t0 = time.perf_counter()
         f.fit(train, now=ts[start])
         fit_s.append(time.perf_counter() - t0)
-        ctx = SeriesContext(
-            grid_start_s=ts[0],
-            slot_s=slot_s,
-            load_w=y,
-            pv_w=np.full(y.size, np.nan),
-            relay_on_fraction=np.full(y.size, np.nan),
-            utc_offset_s=UTC_OFFSET_S,
-        )
         step = max(1, round(origin_every_h * 2))
         for o in range(start - 1, min(start + week, end) - 1, step):
             n_ahead = min(horizon, end - 1 - o)
@@ -112,8 +104,8 @@ def bench_demand(weeks: int, origin_every_h: float) -> dict[str, float]:
             oo = np.full(n_ahead, o)
             preds.append(fc.site_w)
             truth.append(y[o + s])
-            di, _ = seasonal_index(ctx, oo, s, d)
-            wi, _ = seasonal_index(ctx, oo, s, week)
+            di = seasonal_index(oo, s, d)
+            wi = seasonal_index(oo, s, week)
             base_day.append(y[di])
             base_week.append(y[wi])
             prof = np.mean([y[di - m * d] for m in range(7)], axis=0)

@@ -154,10 +154,19 @@ def spike_residual(power_w: np.ndarray) -> np.ndarray:
 
 def floor_w(power_w: np.ndarray, relay: np.ndarray | None, quantile: float) -> float:
     """Low quantile of the power drawn while the relay is on (NaN with under 12 samples)."""
+    return float(floors_w(power_w, relay, (quantile,))[0])
+
+
+def floors_w(
+    power_w: np.ndarray, relay: np.ndarray | None, quantiles: tuple[float, ...]
+) -> np.ndarray:
+    """`floor_w` at several quantiles, the window cut and ranked once."""
     ok = np.isfinite(power_w)
     if relay is not None:
         ok &= ~(relay < 0.5)
-    return float(np.quantile(power_w[ok], quantile)) if ok.sum() >= 12 else float("nan")
+    if ok.sum() < 12:
+        return np.full(len(quantiles), np.nan)
+    return np.quantile(power_w[ok], quantiles)
 
 
 def rolling_floors_w(
@@ -186,15 +195,22 @@ _DRIFT_MIN_LOG_SCALE = 0.05  # no floor repeats to better than ~5 %, however cal
 _OUTAGE_SHARE = 0.25  # a floor under this share of the zone's usual one: the board dropped out
 
 
+def long_floor_w(log_floors: np.ndarray) -> np.ndarray:
+    """The (drift_window_s, drift_quantile) floor in W (row 2 in `drift_checks` order) of each
+    column of log floors."""
+    return np.exp(log_floors[2]) - _DRIFT_LOG_OFFSET_W
+
+
 def outage(log_floors: np.ndarray, usual_w: float, config: AnomalyConfig) -> np.ndarray:
     """Whether each window's longest floor sits far under the zone's usual one (readings of zero
     for an hour or more: a dropout or a power cut, not a base load), so it cannot be a reference."""
-    floor = np.exp(log_floors[-2]) - _DRIFT_LOG_OFFSET_W  # the (drift_window_s, drift_quantile)
+    floor = long_floor_w(log_floors)
     return (usual_w > config.drift_floor_w) & (floor < _OUTAGE_SHARE * usual_w)
 
 
 def drift_checks(config: AnomalyConfig) -> tuple[tuple[float, float], ...]:
-    """(window_s, quantile) of every floor a base-load drift must lift."""
+    """(window_s, quantile) of every floor a base-load drift must lift (window outer: the order
+    `log_floors` rows and `long_floor_w` rely on)."""
     return tuple(
         (w, q)
         for w in (config.drift_persist_s, config.drift_window_s)
@@ -202,20 +218,20 @@ def drift_checks(config: AnomalyConfig) -> tuple[tuple[float, float], ...]:
     )
 
 
-def window_floor_w(
+def window_floors_w(
     ts: np.ndarray,
     power_w: np.ndarray,
     relay: np.ndarray | None,
     *,
     end_s: float,
     window_s: float,
-    quantile: float,
-) -> float:
-    """Floor over [end_s - window_s, end_s) (NaN when the data covers under 60 % of it)."""
+    quantiles: tuple[float, ...],
+) -> np.ndarray:
+    """Floors over [end_s - window_s, end_s) (NaN when the data covers under 60 % of it)."""
     lo, hi = np.searchsorted(ts, [end_s - window_s, end_s])
     if hi <= lo or ts[lo] > end_s - 0.6 * window_s:
-        return float("nan")
-    return floor_w(power_w[lo:hi], None if relay is None else relay[lo:hi], quantile)
+        return np.full(len(quantiles), np.nan)
+    return floors_w(power_w[lo:hi], None if relay is None else relay[lo:hi], quantiles)
 
 
 def log_floors(h: History, zone: str, ends: np.ndarray, config: AnomalyConfig) -> np.ndarray:
@@ -223,18 +239,23 @@ def log_floors(h: History, zone: str, ends: np.ndarray, config: AnomalyConfig) -
     p = h.zone_power_w[zone]
     p = np.where(p > config.max_zone_power_w, np.nan, p)
     relay = h.zone_relay_on.get(zone)
-    out = np.array(
-        [
-            [window_floor_w(h.timestamps, p, relay, end_s=e, window_s=w, quantile=q) for e in ends]
-            for w, q in drift_checks(config)
-        ]
-    ).reshape(len(drift_checks(config)), ends.size)
+    quantiles = (config.drift_quantile, config.drift_quantile_high)
+    blocks = [
+        np.array(
+            [
+                window_floors_w(h.timestamps, p, relay, end_s=e, window_s=w, quantiles=quantiles)
+                for e in ends
+            ]
+        ).reshape(ends.size, len(quantiles))
+        for w in (config.drift_persist_s, config.drift_window_s)
+    ]
+    out = np.concatenate([b.T for b in blocks])  # rows in drift_checks order
     return np.log(np.maximum(out, 0.0) + _DRIFT_LOG_OFFSET_W)
 
 
 def own_rise_sigmas(log_floors: np.ndarray, stats: ZoneStats) -> float:
     """How far the zone's longest low floor sits above its own learned base, in spreads of it."""
-    floor = float(np.exp(log_floors[-2]) - _DRIFT_LOG_OFFSET_W)
+    floor = float(long_floor_w(log_floors))
     spread = max(stats.base_spread_w, 0.05 * stats.base_w, 5.0)
     return (floor - stats.base_w) / spread if np.isfinite(stats.base_w) else float("nan")
 
@@ -411,15 +432,14 @@ class AnomalyDetector:
         ends = np.arange(first, ts[-1] + 3600.0, SECONDS_PER_DAY)
         logs = {z: log_floors(history, z, ends, c) for z in zones}
         for z in zones:  # a dropout is neither a floor nor a reference for the other zones
-            floors = np.exp(logs[z][-2]) - _DRIFT_LOG_OFFSET_W
+            floors = long_floor_w(logs[z])
             floors = floors[np.isfinite(floors)]
             if floors.size == 0:  # too little history for a single floor: nothing to mask
                 continue
             logs[z][:, outage(logs[z], float(np.median(floors)), c)] = np.nan
         out = {}
         for zone in zones:
-            ref = _median_rows([logs[o] for o in zones if o != zone], logs[zone].shape)
-            ratio = logs[zone] - ref
+            ratio = cross_log_ratios(logs, zone)
             ok = np.isfinite(ratio).all(axis=0)
             if ok.sum() < 5:  # too few days to know how the floor moves
                 continue
@@ -595,8 +615,8 @@ class AnomalyDetector:
                         score=sigmas / c.drift_sigmas,
                         at=float(h.timestamps[-1]),
                         detail={
-                            "base_w": float(np.exp(own[-2]) - _DRIFT_LOG_OFFSET_W),
-                            "clean_base_w": float(np.exp(expected[-2]) - _DRIFT_LOG_OFFSET_W),
+                            "base_w": float(long_floor_w(own)),
+                            "clean_base_w": float(long_floor_w(expected)),
                             "rise_w": rise_w,
                             "sigmas": sigmas,
                         },

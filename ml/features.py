@@ -126,7 +126,7 @@ def trailing_mean(series: np.ndarray, window: int) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _take(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def take(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """series[idx], NaN where idx falls outside the series."""
     ok = (idx >= 0) & (idx < series.shape[0])
     out = np.full(idx.shape, np.nan)
@@ -134,7 +134,7 @@ def _take(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nanmean_rows(m: np.ndarray) -> np.ndarray:
+def nanmean_rows(m: np.ndarray) -> np.ndarray:
     """Row means ignoring NaN (NaN for an all-NaN row) without a warning."""
     ok = np.isfinite(m)
     count = ok.sum(axis=1)
@@ -174,10 +174,24 @@ class SeriesContext:
         return round(SECONDS_PER_DAY / self.slot_s)
 
 
-def seasonal_index(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray, period: int):
+def seasonal_index(origins: np.ndarray, steps: np.ndarray, period: int) -> np.ndarray:
     """Index of the latest same-phase slot (multiple of `period`) at or before each origin."""
     k = np.ceil(steps / period).astype(np.int64)
-    return origins + steps - k * period, k
+    return origins + steps - k * period
+
+
+def _rows(origins: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(origins, steps) as integer arrays; every step at least one slot ahead."""
+    origins = np.asarray(origins, dtype=np.int64)
+    steps = np.asarray(steps, dtype=np.int64)
+    if np.any(steps < 1):
+        raise ValueError("steps ahead must be >= 1")
+    return origins, steps
+
+
+def _past_days(y: np.ndarray, day_idx: np.ndarray, d: int) -> np.ndarray:
+    """The same slot on the PROFILE_DAYS days up to `day_idx`, one column per day."""
+    return np.column_stack([take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
 
 
 def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -185,64 +199,61 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
 
     `origin` is the last slot with data; every lag is taken at or before it, never after.
     """
-    origins = np.asarray(origins, dtype=np.int64)
-    steps = np.asarray(steps, dtype=np.int64)
-    if np.any(steps < 1):
-        raise ValueError("steps ahead must be >= 1")
+    origins, steps = _rows(origins, steps)
     y = ctx.load_w
     d = ctx.slots_per_day
     target = origins + steps
     cal = calendar_features(ctx.grid_start_s + target * ctx.slot_s, utc_offset_s=ctx.utc_offset_s)
-    day_idx, _ = seasonal_index(ctx, origins, steps, d)
-    week_idx, _ = seasonal_index(ctx, origins, steps, d * DAYS_PER_WEEK)
-    past_days = np.column_stack([_take(y, day_idx - m * d) for m in range(PROFILE_DAYS)])
-    profile = _nanmean_rows(past_days)
+    day_idx = seasonal_index(origins, steps, d)
+    week_idx = seasonal_index(origins, steps, d * DAYS_PER_WEEK)
+    past_days = _past_days(y, day_idx, d)
+    profile = nanmean_rows(past_days)
     profile_median = nanquantile_rows(past_days, 0.5)
     # The anchor: a median robust to one-off days, with the same weekday of earlier weeks
     # weighing in (their slots also lie at or before the origin).
-    week_back = [_take(y, week_idx - (k - 1) * d * DAYS_PER_WEEK) for k in ANCHOR_EXTRA_WEEKS]
+    week_back = [take(y, week_idx - (k - 1) * d * DAYS_PER_WEEK) for k in ANCHOR_EXTRA_WEEKS]
     anchor = nanquantile_rows(np.column_stack([past_days, *week_back]), 0.5)
     # Yesterday around the same slot: the neighbours may lie after the origin, so mask them.
-    nbr = [np.where(day_idx + k <= origins, _take(y, day_idx + k), np.nan) for k in (-1, 0, 1)]
-    lag_smooth = _nanmean_rows(np.column_stack(nbr))
-    weekday_profile = _nanmean_rows(
-        np.column_stack([_take(y, week_idx - m * d * DAYS_PER_WEEK) for m in range(2)])
+    nbr = [np.where(day_idx + k <= origins, take(y, day_idx + k), np.nan) for k in (-1, 0, 1)]
+    lag_smooth = nanmean_rows(np.column_stack(nbr))
+    weekday_profile = nanmean_rows(
+        np.column_stack([take(y, week_idx - m * d * DAYS_PER_WEEK) for m in range(2)])
     )
     hour_slots = max(1, round(3600.0 / ctx.slot_s))
-    mean_1h = _take(trailing_mean(y, hour_slots), origins)
-    mean_3h = _take(trailing_mean(y, 3 * hour_slots), origins)
-    mean_6h = _take(trailing_mean(y, 6 * hour_slots), origins)
-    mean_24h = _take(trailing_mean(y, d), origins)
-    mean_7d = _take(trailing_mean(y, DAYS_PER_WEEK * d), origins)
-    pv_24h = _take(trailing_mean(ctx.pv_w, d), origins)
+    mean_1h = take(trailing_mean(y, hour_slots), origins)
+    mean_3h = take(trailing_mean(y, 3 * hour_slots), origins)
+    mean_6h = take(trailing_mean(y, 6 * hour_slots), origins)
+    mean_24h = take(trailing_mean(y, d), origins)
+    mean_7d = take(trailing_mean(y, DAYS_PER_WEEK * d), origins)
+    pv_24h = take(trailing_mean(ctx.pv_w, d), origins)
     if ctx.temperature_c is None:
         temperature = temperature_24h = temperature_7d = np.full(origins.shape, np.nan)
     else:
         # Heating and cooling follow the weather. The anchor profile already holds the last
         # week's; what it cannot know is how today's temperature departs from that week's.
-        temperature = _take(ctx.temperature_c, origins)
-        temperature_24h = _take(trailing_mean(ctx.temperature_c, d), origins)
-        temperature_7d = _take(trailing_mean(ctx.temperature_c, DAYS_PER_WEEK * d), origins)
+        temperature = take(ctx.temperature_c, origins)
+        temperature_24h = take(trailing_mean(ctx.temperature_c, d), origins)
+        temperature_7d = take(trailing_mean(ctx.temperature_c, DAYS_PER_WEEK * d), origins)
     return np.column_stack(
         [
             cal,
             steps * ctx.slot_s / 3600.0,
-            _take(y, day_idx),
-            _take(y, week_idx),
+            take(y, day_idx),
+            take(y, week_idx),
             profile,
             weekday_profile,
-            _nanmean_rows(past_days[:, :3]),
+            nanmean_rows(past_days[:, :3]),
             profile_median,
             lag_smooth,
-            _take(y, origins),
+            take(y, origins),
             mean_1h,
             mean_3h,
             mean_6h,
             mean_24h,
             mean_7d,
             pv_24h,
-            _take(ctx.pv_w, day_idx),
-            _take(ctx.relay_on_fraction, origins),
+            take(ctx.pv_w, day_idx),
+            take(ctx.relay_on_fraction, origins),
             temperature,
             temperature_24h,
             temperature_24h - temperature_7d,
@@ -254,8 +265,11 @@ def demand_features(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) 
 
 
 def seasonal_persistence(ctx: SeriesContext, origins: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Mean of the same slot over up to 7 past days; else the last day's mean; else NaN."""
-    feats = demand_features(ctx, origins, steps)
-    profile = feats[:, DEMAND_FEATURE_NAMES.index("profile_day_w")]
-    mean_24h = feats[:, DAY_MEAN_COLUMN]
+    """Mean of the same slot over up to 7 past days; else the last day's mean; else NaN (the
+    `profile_day_w` and `mean_24h_w` features, without building the other ones)."""
+    origins, steps = _rows(origins, steps)
+    y = ctx.load_w
+    d = ctx.slots_per_day
+    profile = nanmean_rows(_past_days(y, seasonal_index(origins, steps, d), d))
+    mean_24h = take(trailing_mean(y, d), origins)
     return np.where(np.isfinite(profile), profile, mean_24h)

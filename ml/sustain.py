@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .features import SeriesContext, seasonal_index, seasonal_persistence
+from .features import SeriesContext, seasonal_index, seasonal_persistence, take
 from .history import History, resample
 
 DEFAULT_KNOTS_H: tuple[float, ...] = (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48)
@@ -290,8 +290,7 @@ def persistence_forecasts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fallback load and PV forecasts: the same-slot load profile and yesterday's PV."""
     load = seasonal_persistence(ctx, origins, steps)
-    day_idx, _ = seasonal_index(ctx, origins, steps, ctx.slots_per_day)
-    pv = np.where((day_idx >= 0), ctx.pv_w[np.clip(day_idx, 0, ctx.pv_w.size - 1)], np.nan)
+    pv = take(ctx.pv_w, seasonal_index(origins, steps, ctx.slots_per_day))
     return load, np.where(np.isfinite(pv), pv, 0.0)
 
 
