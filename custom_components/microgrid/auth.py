@@ -16,6 +16,7 @@ import jwt
 from yarl import URL
 
 from .firebase import (
+    LOOPBACK_HOSTS,
     FirebaseAuthError,
     FirebaseConnectionError,
     parse_database_url,
@@ -31,7 +32,6 @@ GRANT_LIFETIME_S = 3600
 REFRESH_MARGIN_S = 300.0  # refresh a token with less than this left
 TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=20)
 _REQUIRED_FIELDS = ("client_email", "private_key", "token_uri")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 type RunBlocking = Callable[[Callable[[], str]], Awaitable[str]]
 
@@ -93,7 +93,7 @@ def _check_token_uri(uri: str) -> None:
     except ValueError:
         raise InvalidServiceAccount("token_uri is not a URL") from None
     secure = url.scheme == "https" and bool(url.host)
-    loopback = url.scheme == "http" and (url.host or "") in _LOOPBACK_HOSTS
+    loopback = url.scheme == "http" and (url.host or "") in LOOPBACK_HOSTS
     if not (secure or loopback):
         raise InvalidServiceAccount("token_uri must be an https URL")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 import json
 import re
 import secrets
@@ -210,34 +211,25 @@ def site_unique_id(database_url: str) -> str:
     return f"{parsed.namespace}@{parsed.base}"
 
 
-def _service_account(text: str | None) -> dict[str, Any] | None:
-    """The service-account key from its pasted JSON text; None when empty."""
-    if not text or not text.strip():
-        return None
-    try:
-        key = json.loads(text)
-    except ValueError as err:
-        raise InvalidServiceAccount("the service-account key is not valid JSON") from err
-    if not isinstance(key, dict):
-        raise InvalidServiceAccount("the service-account key must be a JSON object")
-    return key
-
-
 async def async_validate_site(hass: HomeAssistant, data: Mapping[str, Any]) -> list[str]:
     """Reach the site's database with its credentials; return the nodes under `sensors/`."""
     url = data[CONF_DATABASE_URL].strip()
-    # The loopback emulator takes the `owner` token; a pasted key is ignored there.
-    key = (
-        None
-        if parse_database_url(url).emulator
-        else _service_account(data.get(CONF_SERVICE_ACCOUNT))
-    )
     session = async_get_clientsession(hass)
+    # The loopback emulator takes the `owner` token (auth_for ignores a pasted key there).
+    # Loading and checking the PEM key is CPU work, like signing the grant: off the event loop.
+    auth = await hass.async_add_executor_job(
+        partial(
+            auth_for,
+            session,
+            url,
+            (data.get(CONF_SERVICE_ACCOUNT) or "").strip() or None,
+            run_blocking=hass.async_add_executor_job,
+        )
+    )
     link = FirebaseLink(
         session,
         url,
-        # Signing the token grant is CPU work: keep it off the event loop.
-        auth_for(session, url, key, run_blocking=hass.async_add_executor_job),
+        auth,
         stream_path=PATH_SENSORS,
         on_data=lambda mirror, keys: None,
     )

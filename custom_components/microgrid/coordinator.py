@@ -144,7 +144,6 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 for z, o in self.overrides.items()
             },
             "energy_kwh": self.energy_kwh,
-            "learning": self.ml.diagnostics(),
         }
 
     @callback

@@ -28,7 +28,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _FORBIDDEN_KEY_CHARS = re.compile(r"[.#$\[\]\x00-\x1f\x7f]")
 _MAX_KEY_BYTES = 768
 _NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _FIREBASE_SUFFIXES = (".firebaseio.com", ".firebasedatabase.app")
 
 
@@ -133,7 +133,7 @@ def _parse_firebase_host(host: str, parsed: URL) -> DatabaseURL:
 
 def _parse_emulator(host: str, parsed: URL) -> DatabaseURL:
     """Accept http://127.0.0.1:PORT/?ns=<ns> (and localhost, ::1): the emulator convention."""
-    if host not in _LOOPBACK_HOSTS:
+    if host not in LOOPBACK_HOSTS:
         raise FirebaseInvalidURL("plain http is only accepted for a loopback emulator")
     namespaces = parsed.query.getall("ns", [])
     if len(namespaces) != 1 or set(parsed.query) != {"ns"}:
@@ -440,11 +440,6 @@ class FirebaseLink:
     def last_error(self) -> str | None:
         """Return the most recent stream failure (kept after recovery, for diagnostics)."""
         return self._last_error
-
-    @property
-    def database(self) -> DatabaseURL:
-        """Return the parsed database URL."""
-        return self._db
 
     # --- REST ----------------------------------------------------------------------------------
 

@@ -287,6 +287,7 @@ class RefreshResult:
     forecast: Forecast | None
     anomalies: list[Anomaly]
     error: str | None = None
+    measured_on: frozenset[str] = frozenset()  # zones seen drawing while on
 
 
 def predict_and_score(
@@ -299,9 +300,11 @@ def predict_and_score(
     """Forecast demand on the 5-minute grid and score recent history (blocking: executor)."""
     error = None
     forecast = None
+    drawn = demand_view(recent)
+    measured_on = frozenset(z for z, v in drawn.zone_power_w.items() if np.isfinite(v).any())
     try:
         forecast = forecaster.predict(
-            demand_view(recent),
+            drawn,
             now=now_s,
             horizon_slots=FORECAST_SLOTS,
             slot_minutes=SAMPLE_MINUTES,
@@ -310,7 +313,9 @@ def predict_and_score(
         error = str(err)
     scored = recent.select(recent.timestamps > now_s - ANOMALY_DAYS * 86_400.0)
     anomalies = detector.score(scored, now=now_s)
-    return RefreshResult(forecast=forecast, anomalies=anomalies, error=error)
+    return RefreshResult(
+        forecast=forecast, anomalies=anomalies, error=error, measured_on=measured_on
+    )
 
 
 def report_attrs(report: FitReport | None) -> dict[str, Any]:
@@ -529,7 +534,6 @@ class MLManager:
         self.last_error: str | None = None
         self.training = False
         self.trainings = 0
-        self.events_fired = 0
         self.started: asyncio.Task[None] | None = None  # the background start, once begun
         self.measured_on: frozenset[str] = frozenset()  # zones seen drawing while on
         self._sustain_cache: tuple[tuple[Any, ...], SustainEstimate | None] | None = None
@@ -813,16 +817,13 @@ class MLManager:
                 zones=(),
                 latitude=self.hass.config.latitude,
                 longitude=self.hass.config.longitude,
-                pv_peak_prior_w=site.power_limit_w
-                if site.power_limit_w > 0
-                else sum(z.rated_w for z in site.zones),
+                pv_peak_prior_w=site.limit_w(),
             )
             self.forecast = result.forecast
             self.forecast_pv_w = np.asarray(pv, dtype=float)
             self.forecast_at = now
             self._sustain_cache = None
-            on = demand_view(recent).zone_power_w
-            self.measured_on = frozenset(z for z, v in on.items() if np.isfinite(v).any())
+            self.measured_on = result.measured_on
         elif result.error:
             LOGGER.debug("No demand forecast: %s", result.error)
         self._publish_anomalies(now, result.anomalies + self._rejected_as_anomalies(now))
@@ -864,7 +865,6 @@ class MLManager:
         for a in self.anomalies:
             if (a.zone_id, a.type) in before:
                 continue
-            self.events_fired += 1
             LOGGER.warning(
                 "Anomaly %s on %s (score %.1f)", a.type, a.zone_id or "the site", a.score
             )

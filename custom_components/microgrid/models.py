@@ -52,6 +52,13 @@ class SiteConfig:
     households: dict[str, frozenset[str]]  # household name -> member user ids
     temperature_entity_id: str | None = None  # weather entity or temperature sensor
 
+    def limit_w(self, zones: tuple[Zone, ...] | None = None) -> float:
+        """The power limit to plan with: the configured one, else (0: none) the summed ratings
+        of `zones` (the site's own by default)."""
+        if self.power_limit_w > 0:
+            return self.power_limit_w
+        return sum(z.rated_w for z in (self.zones if zones is None else zones))
+
     def zone(self, zone_id: str) -> Zone | None:
         """The configured zone with this id, if any."""
         return next((z for z in self.zones if z.zone_id == zone_id), None)

@@ -275,7 +275,7 @@ class PlanManager:
         )
         slots = what_if.horizon_slots
         thresholds = site.thresholds
-        limit = site.power_limit_w if site.power_limit_w > 0 else sum(z.rated_w for z in zones)
+        limit = site.limit_w(zones)
         pv, demand = self.history.forecast(
             now,
             slots,
