@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-import json
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
@@ -33,7 +32,6 @@ from .const import (
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
     CONF_TEMPERATURE_ENTITY,
-    CONF_ZONE_ID,
     CONTROL_MODE_AUTO,
     DEFAULT_OPTIONS,
     DOMAIN,
@@ -105,16 +103,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     """Connect to the site's database, start the stream and the decisions."""
     site = site_config(entry)
     session = async_get_clientsession(hass)
-    raw_key = entry.data.get(CONF_SERVICE_ACCOUNT)
     try:
-        key = json.loads(raw_key) if isinstance(raw_key, str) and raw_key.strip() else raw_key
-        # Loading and checking the PEM key is CPU work: off the event loop, like the signing.
+        # auth_for parses and checks the key's JSON text itself. Loading and checking the PEM
+        # key is CPU work: off the event loop, like the signing.
         auth = await hass.async_add_executor_job(
             partial(
                 auth_for,
                 session,
                 entry.data[CONF_DATABASE_URL],
-                key or None,
+                entry.data.get(CONF_SERVICE_ACCOUNT) or None,
                 run_blocking=hass.async_add_executor_job,
             )
         )
@@ -144,18 +141,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     await async_setup_alerts(hass, entry)
     coordinator.async_start()
     await async_register_webhook(hass, coordinator, entry.data[CONF_COMMAND_SECRET])
-    entry.async_on_unload(link_stopper(link))
+    entry.async_on_unload(link.async_stop)
     entry.async_on_unload(entry.add_update_listener(_async_reload_on_change))
     return True
-
-
-def link_stopper(link: FirebaseLink):  # type: ignore[no-untyped-def]
-    """An unload callback that stops the stream promptly."""
-
-    async def _stop() -> None:
-        await link.async_stop()
-
-    return _stop
 
 
 async def _async_reload_on_change(hass: HomeAssistant, entry: MicrogridConfigEntry) -> None:
@@ -174,6 +162,3 @@ async def async_unload_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -
 async def async_remove_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -> None:
     """A removed site takes its trained models with it."""
     await hass.async_add_executor_job(remove_models, model_path(hass, entry.entry_id))
-
-
-__all__ = ["CONF_ZONE_ID"]

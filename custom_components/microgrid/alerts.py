@@ -38,7 +38,7 @@ from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid_now
 import voluptuous as vol
 
-from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider
+from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
 from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
 from .firebase import FirebaseError
 from .optimizer.model import PriorityClass, Thresholds
@@ -509,15 +509,6 @@ class GatewayError(HomeAssistantError):
     """An SMS or push gateway did not take an alert (logged and recorded, never raised out)."""
 
 
-def _json_body(raw: bytes) -> dict[str, Any]:
-    """A JSON object body; anything else is {}."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def sms_body(alert: Alert) -> str:
     """The SMS text: title and message, within one Twilio message."""
     text = f"{alert.title}\n{alert.message}"
@@ -563,7 +554,7 @@ class TwilioSmsChannel:
         except aiohttp.ClientError as err:
             raise GatewayError(f"Twilio: {type(err).__name__}: {err}") from None
         if not 200 <= status < 300:
-            body = _json_body(raw)
+            body = json_object(raw)
             raise GatewayError(
                 f"Twilio: HTTP {status}: error {body.get('code', '?')}: "
                 f"{body.get('message', 'no reason given')}"
@@ -640,7 +631,7 @@ class FcmPushChannel:
         except FirebaseError as err:
             raise GatewayError(f"FCM: no access token: {err}") from None
         if not 200 <= status < 300:
-            error = _json_body(raw).get("error")
+            error = json_object(raw).get("error")
             error = error if isinstance(error, dict) else {}
             codes = [
                 d.get("errorCode")

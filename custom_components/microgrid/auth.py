@@ -190,7 +190,7 @@ class ServiceAccountAuth:
             raise FirebaseConnectionError(f"token endpoint: {type(err).__name__}") from None
         if status >= 500 or status == 429:
             raise FirebaseConnectionError(f"token endpoint: HTTP {status}")
-        body = _json_object(raw)
+        body = json_object(raw)
         if status != 200:
             reason = body.get("error_description") or body.get("error") or "no reason given"
             raise FirebaseAuthError(f"token endpoint refused the key: HTTP {status}: {reason}")
@@ -208,7 +208,7 @@ class ServiceAccountAuth:
         return token, issued_at, float(expires_in)
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
     """Decode a JSON object body; anything else is {}."""
     try:
         value = json.loads(raw)

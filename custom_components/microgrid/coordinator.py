@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 import math
@@ -319,7 +320,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     @callback
     def _integrate_site(self, now: datetime) -> None:
         """Integrate site solar and consumption energy between evaluations."""
-        solar_w, load_w = self._site_power(now)
+        _, solar_w, load_w = self._site_power(self._live(now))
         if solar_w is None or load_w is None:
             self._last_site_power = None
             self._last_site_integration = None
@@ -345,18 +346,20 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             and now - reading.measured_at <= STALE_AFTER + CLOCK_SKEW_TOLERANCE
         )
 
-    def _freshest(self, now: datetime) -> BoardReading | None:
-        """The most recent record of an online board: the site battery as boards see it."""
-        fresh = [r for z, r in self.readings.items() if self.is_online(z, now)]
-        return max(fresh, key=lambda r: r.received_at, default=None)
+    def _live(self, now: datetime) -> dict[str, BoardReading]:
+        """The records of the boards online now, by zone."""
+        return {z: r for z, r in self.readings.items() if self.is_online(z, now)}
 
-    def _site_power(self, now: datetime) -> tuple[float | None, float | None]:
-        """(solar W, load W) from online boards."""
-        freshest = self._freshest(now)
+    @staticmethod
+    def _site_power(
+        live: Mapping[str, BoardReading],
+    ) -> tuple[BoardReading | None, float | None, float | None]:
+        """(freshest record, solar W, load W) from the online boards' records. The freshest
+        record is the site battery as the boards see it."""
+        freshest = max(live.values(), key=lambda r: r.received_at, default=None)
         if freshest is None:
-            return None, None
-        load = sum(r.output_power_w for z, r in self.readings.items() if self.is_online(z, now))
-        return freshest.solar_w, load
+            return None, None, None
+        return freshest, freshest.solar_w, sum(r.output_power_w for r in live.values())
 
     # ---- decide --------------------------------------------------------------------------
 
@@ -364,8 +367,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def _evaluate(self, now: datetime) -> SiteSnapshot:
         """Run the policy, greedy dispatch and balancer; reconcile commands; build the snapshot."""
         self._expire_overrides(now)
-        freshest = self._freshest(now)
-        solar_w, load_w = self._site_power(now)
+        live = self._live(now)
+        freshest, solar_w, load_w = self._site_power(live)
         soc = freshest.soc_pct if freshest else math.nan
         reading = SiteReading(
             soc_pct=soc,
@@ -408,15 +411,13 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 {
                     z.zone_id: r.output_power_w
                     for z in self.site.zones
-                    if (r := self.readings.get(z.zone_id))
-                    and r.relay_on
-                    and self.is_online(z.zone_id, now)
+                    if (r := live.get(z.zone_id)) and r.relay_on
                 },
             )
             self.planner.note_change(now, soc, band_changed)
-            self.ml.observe(now, self._ml_sample(now, freshest, solar_w, load_w))
+            self.ml.observe(now, self._ml_sample(live, freshest, solar_w, load_w))
         self.decision = decision
-        online = {z.zone_id: self.is_online(z.zone_id, now) for z in self.site.zones}
+        online = {z.zone_id: z.zone_id in live for z in self.site.zones}
         confirmed = {
             z.zone_id: (r.relay_on if (r := self.readings.get(z.zone_id)) else None)
             for z in self.site.zones
@@ -440,7 +441,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
 
     def _ml_sample(
         self,
-        now: datetime,
+        live: Mapping[str, BoardReading],
         freshest: BoardReading,
         solar_w: float | None,
         load_w: float | None,
@@ -457,8 +458,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 self.hass.states.get(self.site.temperature_entity_id)
             )
         for zone in self.site.zones:
-            reading = self.readings.get(zone.zone_id)
-            if reading is not None and self.is_online(zone.zone_id, now):
+            reading = live.get(zone.zone_id)
+            if reading is not None:
                 sample[f"power:{zone.zone_id}"] = reading.output_power_w
                 sample[f"relay:{zone.zone_id}"] = 1.0 if reading.relay_on else 0.0
         return sample
