@@ -11,6 +11,7 @@ plans of the tiers above it feasible, so a lower class can never starve a higher
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 import math
@@ -21,6 +22,7 @@ from .model import PriorityClass, Zone
 from .plan_model import (
     CLASS_ORDER,
     CLASS_WEIGHT_PER_WH,
+    Battery,
     DeferrableJob,
     JobPlan,
     Plan,
@@ -46,19 +48,23 @@ class Physics:
     inverter_limit_w: float
     slot_h: float
 
+    @classmethod
+    def of(cls, bat: Battery, *, inverter_limit_w: float, slot_h: float) -> Physics:
+        """The physics of a battery behind an inverter, on slots of `slot_h` hours."""
+        return cls(
+            capacity_wh=bat.capacity_wh,
+            max_charge_w=bat.max_charge_w,
+            max_discharge_w=bat.max_discharge_w,
+            charge_eff=bat.charge_eff,
+            discharge_eff=bat.discharge_eff,
+            inverter_limit_w=inverter_limit_w,
+            slot_h=slot_h,
+        )
+
 
 def physics_of(inp: PlanInput) -> Physics:
     """The physics of a plan input."""
-    bat = inp.battery
-    return Physics(
-        capacity_wh=bat.capacity_wh,
-        max_charge_w=bat.max_charge_w,
-        max_discharge_w=bat.max_discharge_w,
-        charge_eff=bat.charge_eff,
-        discharge_eff=bat.discharge_eff,
-        inverter_limit_w=inp.inverter_limit_w,
-        slot_h=inp.slot_h,
-    )
+    return Physics.of(inp.battery, inverter_limit_w=inp.inverter_limit_w, slot_h=inp.slot_h)
 
 
 def step_energy_wh(energy_wh, load_w, pv_w, phys: Physics):
@@ -92,23 +98,6 @@ def min_end_energy_wh(
             charge_wh = min(-net_w, phys.max_charge_w) * phys.charge_eff * phys.slot_h
             required = max(0.0, target[t] - charge_wh)
     return np.minimum(target, phys.capacity_wh)
-
-
-def _interp_rows(x: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Linear interpolation of `values` (modes, N) on `grid` at x (modes, ...) row by row."""
-    n = len(grid)
-    span = grid[-1] - grid[0]
-    if span <= _EPS_WH:
-        idx = np.zeros(x.shape, dtype=int)
-        frac = np.zeros(x.shape)
-    else:
-        pos = np.clip((x - grid[0]) / span * (n - 1), 0.0, n - 1.0)
-        idx = np.minimum(pos.astype(int), n - 2)
-        frac = pos - idx
-    rows = np.arange(values.shape[0]).reshape((-1,) + (1,) * (x.ndim - 1))
-    left = values[rows, idx]
-    right = values[rows, np.minimum(idx + 1, n - 1)]
-    return left + (right - left) * frac
 
 
 def _grids(target: np.ndarray, energy0_wh: float, phys: Physics, points: int) -> list[np.ndarray]:
@@ -150,7 +139,7 @@ def plan_levels(
             & (nxt >= target_wh[t] - _EPS_WH)
             & (~has_load[t][:, None] | (nxt >= reserve_wh - _EPS_WH))
         )
-        cont = _interp_rows(nxt, grids[t + 1], np.broadcast_to(values[t + 1], (1, points)))
+        cont = _at(values[t + 1][None], *_weights(nxt, grids[t + 1]))[0]
         q = np.where(ok, reward[t][:, None] + cont, _NEG)
         values[t] = q.max(axis=0)
     chosen = np.zeros(n_slots, dtype=int)
@@ -169,7 +158,7 @@ def plan_levels(
         if force_full_above_wh is not None and energy >= force_full_above_wh:
             best = int(np.flatnonzero(ok).max())
         else:
-            cont = _interp_rows(nxt[None, :], grids[t + 1], values[t + 1][None, :])[0]
+            cont = _at(values[t + 1][None], *_weights(nxt, grids[t + 1]))[0]
             q = reward[t] + cont - switch_penalty * np.abs(ranks - prev) + _TIE * ranks
             best = int(np.argmax(np.where(ok, q, _NEG)))
         chosen[t] = best
@@ -477,13 +466,12 @@ def simulate_energy_wh(
     return energy
 
 
-def count_switches(zone_on: dict[str, np.ndarray], relay_on: dict[str, bool]) -> int:
+def count_switches(zone_on: Mapping[str, np.ndarray], relay_on: Mapping[str, bool]) -> int:
     """Relay changes over the plan, counting the first slot against the relays now."""
-    total = 0
-    for zone_id, states in zone_on.items():
-        seq = np.concatenate(([bool(relay_on.get(zone_id, False))], states.astype(bool)))
-        total += int(np.count_nonzero(seq[1:] != seq[:-1]))
-    return total
+    return sum(
+        _row_switches(states.astype(bool), bool(relay_on.get(zone_id, False)))
+        for zone_id, states in zone_on.items()
+    )
 
 
 def plan(inp: PlanInput) -> Plan:
@@ -623,11 +611,10 @@ def _plan_jobs(
     job_load = np.zeros(n_slots)
     job_floor = np.zeros(n_slots)
     plans: list[JobPlan] = []
-    busy = {z.zone_id: zone_on[z.zone_id].copy() for z in inp.zones}
     for job in sorted(inp.jobs, key=lambda j: (j.deadline, j.earliest, j.name)):
         zone = by_id[job.zone_id]
         reserve_wh = inp.battery.reserve.pct_for(zone.priority) / 100.0 * phys.capacity_wh
-        shape = job_shape(job, zone, inp, busy[zone.zone_id])
+        shape = job_shape(job, zone, inp, zone_on[zone.zone_id])
         load = fixed_load + job_load
         floor = np.maximum(floor_end, job_floor)
         target = min_end_energy_wh(load, floor, pv, phys)
@@ -644,7 +631,6 @@ def _plan_jobs(
         job_load[runs] += run_wh / phys.slot_h
         job_floor[runs] = np.maximum(job_floor[runs], reserve_wh)
         zone_on[zone.zone_id][runs] = True
-        busy[zone.zone_id][runs] = True
         plans.append(
             JobPlan(
                 job_id=job.name,

@@ -22,6 +22,7 @@ from .dispatch import DispatchInput, dispatch
 from .model import Band, PriorityClass, SiteReading, Thresholds, Zone, ZoneState
 from .plan_model import (
     CLASS_ORDER,
+    MAX_HORIZON_SLOTS,
     Battery,
     DeferrableJob,
     PlanInput,
@@ -211,8 +212,8 @@ def _check(s: Scenario) -> None:
     for job in s.jobs:
         if job.zone_id not in ids:
             raise ValueError(f"job names unknown zone {job.zone_id!r}")
-    if not 1 <= s.horizon_slots <= 576:
-        raise ValueError("horizon_slots must be in 1..576")
+    if not 1 <= s.horizon_slots <= MAX_HORIZON_SLOTS:
+        raise ValueError(f"horizon_slots must be in 1..{MAX_HORIZON_SLOTS}")
 
 
 def _actual_demand(s: Scenario) -> dict[str, np.ndarray]:
@@ -353,15 +354,7 @@ def simulate(
     s = scenario
     slot = timedelta(minutes=s.slot_minutes)
     slot_h = s.slot_minutes / 60.0
-    phys = Physics(
-        capacity_wh=s.battery.capacity_wh,
-        max_charge_w=s.battery.max_charge_w,
-        max_discharge_w=s.battery.max_discharge_w,
-        charge_eff=s.battery.charge_eff,
-        discharge_eff=s.battery.discharge_eff,
-        inverter_limit_w=s.inverter_limit_w,
-        slot_h=slot_h,
-    )
+    phys = Physics.of(s.battery, inverter_limit_w=s.inverter_limit_w, slot_h=slot_h)
     demand = _actual_demand(s)
     pv_all = np.asarray(s.pv_w, dtype=float)
     runs = [_JobRun(job=j) for j in s.jobs]

@@ -21,7 +21,7 @@ from scipy import sparse
 
 from optimizer.model import PriorityClass
 from optimizer.plan_model import CLASS_ORDER, CLASS_WEIGHT_PER_WH, PlanInput
-from optimizer.planner import job_shape
+from optimizer.planner import count_switches, job_shape
 
 _KEEP_REL = 1e-6
 
@@ -273,7 +273,7 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
     zone_on = {zid: solution[cols] > 0.5 for zid, cols in on_cols.items()}
     for zone_id, slots in running_by_zone.items():
         zone_on[zone_id] = np.array([sum(solution[c] for c in cols) > 0.5 for cols in slots])
-    switches = _count_switches(zone_on, inp.relay_on)
+    switches = count_switches(zone_on, inp.relay_on)
     objective = sum(CLASS_WEIGHT_PER_WH[c] * served[c] for c in CLASS_ORDER)
     soc = np.concatenate(([energy0], solution[energy])) / cap * 100.0
     return MilpResult(
@@ -330,12 +330,3 @@ def _solution(values: np.ndarray) -> highspy.HighsSolution:
     sol.col_value = values.tolist()
     sol.value_valid = True
     return sol
-
-
-def _count_switches(zone_on: dict[str, np.ndarray], relay_on) -> int:
-    """Relay changes of the tier zones, the first slot against the relays now."""
-    total = 0
-    for zone_id, states in zone_on.items():
-        seq = np.concatenate(([bool(relay_on.get(zone_id, False))], states))
-        total += int(np.count_nonzero(seq[1:] != seq[:-1]))
-    return total
