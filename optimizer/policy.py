@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+import functools
 import math
 
 from .model import Band, Override, PriorityClass, SiteReading, Thresholds, Zone, ZoneState
@@ -80,8 +81,13 @@ def _or_default(thresholds: Thresholds, name: str) -> float:
     return value if value is not None else float(getattr(_DEFAULTS, name))
 
 
+@functools.lru_cache(maxsize=32)
 def sane_thresholds(thresholds: Thresholds) -> Thresholds:
-    """Thresholds with unusable values replaced by defaults and the bands in order."""
+    """Thresholds with unusable values replaced by defaults and the bands in order.
+
+    Cached: every rule of a decision asks for them (about 2 per zone), and a site's thresholds
+    change only with its options (Thresholds is frozen, so a cached result cannot be altered).
+    """
     emergency_pct = _or_default(thresholds, "emergency_pct")
     return Thresholds(
         # A misordered pair keeps the stricter reading: conservation starts no lower than emergency.
