@@ -219,7 +219,6 @@ class Board:
         self.reports = 0
         self.report_errors = 0
         self.stream_connects = 0
-        self.on_verdict: Callable[[Verdict], None] | None = None  # tests observe verdicts here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._report_now = asyncio.Event()
         self.reported = asyncio.Event()  # set by the first successful report
@@ -266,8 +265,6 @@ class Board:
             last_seq=self.last_seq,
             now_s=self._wall_time(),
         )
-        if self.on_verdict is not None:
-            self.on_verdict(verdict)
         if not verdict.accepted:
             assert verdict.reject is not None
             self.rejected[verdict.reject] += 1

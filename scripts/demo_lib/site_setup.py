@@ -126,8 +126,7 @@ async def add_microgrid_entry(
         if kind != "form":
             raise HAError(f"config flow ended with {kind}: {step.get('reason') or step}")
         if step["step_id"] == "user":
-            if step.get("errors"):
-                _check_form(step)
+            _check_form(step)
             data = fill_form(step["data_schema"], connection)
         elif step["step_id"] == "zone":
             zone = zone_for_step(step, site.zones, zones_done)
