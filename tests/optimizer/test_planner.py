@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 import numpy as np
 import pytest
 
@@ -250,12 +250,27 @@ def plan_inputs(draw) -> PlanInput:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan_inputs())
+@example(
+    PlanInput(
+        now=NOW,
+        battery=Battery(capacity_wh=200.0, soc_pct=0.0, max_charge_w=100.0, max_discharge_w=100.0),
+        inverter_limit_w=100.0,
+        zones=(_zone("z0", P.CRITICAL, 5.0),),
+        pv_w=(0.0, 0.0),
+        demand_w={"z0": (0.0, 1e-05)},
+        slot_minutes=5,
+        horizon_slots=2,
+    )
+)
 def test_property_physics_and_critical(inp: PlanInput) -> None:
     result = plan(inp)
     phys = physics_of(inp)
     soc = np.array(result.soc_pct)
     assert np.all(soc >= -1e-9) and np.all(soc <= 100 + 1e-9)
-    assert np.allclose(soc / 100 * inp.battery.capacity_wh, _replay_soc(inp, result))
+    # The planner accepts a trajectory that ends up to 1e-6 Wh under a floor (its feasibility
+    # tolerance) and reports SoC clipped to 0..100: a critical load of 1e-5 W on an empty
+    # battery replays to -8.8e-7 Wh (hypothesis found it; the example below keeps it).
+    assert np.allclose(soc / 100 * inp.battery.capacity_wh, _replay_soc(inp, result), atol=1e-6)
     for t in range(inp.horizon_slots):
         load = sum(inp.zone_demand_w(z)[t] for z in inp.zones if result.zone_on[z.zone_id][t])
         assert load <= inp.inverter_limit_w + 1e-6
