@@ -63,6 +63,8 @@ PATH_COMMANDS: Final = "commands"
 
 # Timing.
 STALE_AFTER: Final = timedelta(minutes=2)  # a board silent this long is offline
+# A board clock may be off by this much (a record stamped further ahead is rejected).
+CLOCK_SKEW_TOLERANCE: Final = timedelta(minutes=10)
 HEARTBEAT_INTERVAL: Final = timedelta(seconds=60)  # re-send the current command this often
 COMMAND_TTL: Final = timedelta(seconds=120)  # a command's `expires`
 ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within this
