@@ -72,8 +72,17 @@ PATH_COMMANDS: Final = "commands"
 STALE_AFTER: Final = timedelta(minutes=2)  # a board silent this long is offline
 # A board clock may be off by this much (a record stamped further ahead is rejected).
 CLOCK_SKEW_TOLERANCE: Final = timedelta(minutes=10)
-HEARTBEAT_INTERVAL: Final = timedelta(seconds=60)  # re-send the current command this often
-COMMAND_TTL: Final = timedelta(seconds=120)  # a command's `expires`
+# A board that hears no valid command this long falls back on its own (README: Device protocol;
+# = sim.fleet.FALLBACK_AFTER_S).
+BOARD_FALLBACK_AFTER: Final = timedelta(minutes=10)
+# Re-send the current command this often: one heartbeat may be lost outright and the next may
+# need two retries (20 s + 40 s, +20 % jitter), each write up to a 5 s tick late, and it still
+# lands before the fallback: 2 x 240 + 72 + 3 x 5 = 567 s < 600 s. Idle: 86,400 / 240 = 360
+# writes per zone and day (the old 60 s heartbeat: 1,440).
+HEARTBEAT_INTERVAL: Final = timedelta(minutes=4)
+# A command's `expires`: the standing command stays valid until the next heartbeat (+ one tick
+# and a first retry), so a board that reconnects or reboots in between can still accept it.
+COMMAND_TTL: Final = timedelta(minutes=5)
 ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within this
 
 # Events (for automations and the logbook).
