@@ -376,9 +376,10 @@ class AuditLog:
             )
 
     @callback
-    def _async_close_quiet_bursts(self, now: datetime) -> None:
+    def _async_close_quiet_bursts(self, _scheduled: datetime) -> None:
         """End the bursts that have been quiet long enough; wait for the others."""
         self._burst_timer = None
+        now = dt_util.utcnow()  # the timer may run late: the scheduled point understates it
         for actor, burst in list(self._bursts.items()):
             if now - burst.last_at >= BURST_QUIET:
                 self.end_burst(actor, now, ended_by="quiet")

@@ -140,6 +140,10 @@ class RateLimiter:
         self._buckets[user_id] = (tokens - 1 if allowed else tokens, now)
         return allowed
 
+    def spare(self, user_id: str) -> bool:
+        """Whether the user's bucket held another token at the last take."""
+        return self._buckets.get(user_id, (float(self.limit.burst), None))[0] >= 1
+
 
 def rate_limiter(hass: HomeAssistant, entry: MicrogridConfigEntry) -> RateLimiter:
     """The site's limiter (made on first use with the entry's options; gone at unload)."""
@@ -186,7 +190,10 @@ async def async_site_caller(
                 "per_minute": f"{limiter.limit.per_minute:g}",
             },
         )
-    audit.end_burst(actor.audit_id, now)
+    if limiter.spare(actor.audit_id):
+        # A flood lets one call through per refill and stays one burst; the burst ends when
+        # the caller slowed down enough to have a token to spare (or after a quiet minute).
+        audit.end_burst(actor.audit_id, now)
     return actor
 
 
