@@ -19,7 +19,8 @@ from custom_components.microgrid.const import (
     TICK_INTERVAL,
 )
 from custom_components.microgrid.firebase import FirebaseError
-from sim.fleet import FALLBACK_AFTER_S, Board
+from sim.cli import build_parser
+from sim.fleet import FALLBACK_AFTER_S, Board, Fleet
 from sim.rtdb import RTDBServer
 
 from .conftest import ZONES, board_record, wait_for
@@ -106,8 +107,10 @@ def test_heartbeat_fits_the_board_fallback_with_a_lost_write_and_retries() -> No
     assert worst_retries == timedelta(seconds=72)
     assert 2 * HEARTBEAT_INTERVAL + worst_retries + 3 * TICK_INTERVAL < BOARD_FALLBACK_AFTER
     assert BOARD_FALLBACK_AFTER.total_seconds() == FALLBACK_AFTER_S
-    default = inspect.signature(Board).parameters["fallback_after_s"].default
-    assert default == FALLBACK_AFTER_S
+    for sim_class in (Board, Fleet):
+        default = inspect.signature(sim_class).parameters["fallback_after_s"].default
+        assert default == FALLBACK_AFTER_S
+    assert build_parser().parse_args(["run"]).fallback_after == FALLBACK_AFTER_S
 
 
 class _Max(random.Random):
