@@ -38,7 +38,7 @@ from custom_components.microgrid.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COM
 from custom_components.microgrid.optimizer.model import Thresholds
 from sim.rtdb import RTDBServer
 
-from .conftest import ZONES, board_record, wait_for
+from .conftest import ZONES, board_record, push, set_site_soc, wait_for
 
 THRESHOLDS = Thresholds(
     conservation_pct=20.0,
@@ -181,19 +181,12 @@ def manager_of(hass: HomeAssistant, entry: MockConfigEntry) -> AlertManager:
     return hass.data[DATA_ALERTS][entry.entry_id]
 
 
-def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]) -> None:
-    """Write records and hand them to the coordinator as the stream would (see test_init)."""
-    for zone_id, record in records.items():
-        rtdb.set_value(f"sensors/{zone_id}", record)
-    entry.runtime_data.coordinator.on_data(rtdb.get_value("sensors"), set(records))
-
-
 async def soc(hass: HomeAssistant, entry: MockConfigEntry, rtdb: RTDBServer, pct: float) -> None:
     """Every board reports this state of charge, through the real stream, in order."""
     coordinator = entry.runtime_data.coordinator
     for zone_id, *_ in ZONES:
         rtdb.set_value(f"sensors/{zone_id}", board_record(soc=pct))
-    await wait_for(lambda: all(r.soc_pct == pct for r in coordinator.readings.values()))
+    await wait_for(lambda: coordinator.data is not None and coordinator.data.soc_pct == pct)
     await settle(hass, entry)
 
 
@@ -218,7 +211,7 @@ async def advance(
         step = min(30.0, left)
         freezer.tick(timedelta(seconds=step))
         left -= step
-        push(entry, rtdb, records() if records else all_boards(rtdb=rtdb))
+        await push(entry, rtdb, records() if records else all_boards(rtdb=rtdb))
         async_fire_time_changed(hass)
         await settle(hass, entry)
 
@@ -701,7 +694,7 @@ async def test_unload_cancels_timers_and_reload_restores_history(
     notification_id = manager.notification.notification_id(alert)
     persistent_notification.async_dismiss(hass, notification_id)  # as after an HA restart
 
-    rtdb.set_value("sensors/Zone1", board_record(soc=8))  # fresh again at the new time
+    set_site_soc(rtdb, 8)  # fresh again at the new time
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await wait_for(lambda: entry.runtime_data.link.connected)
