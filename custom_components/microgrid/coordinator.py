@@ -252,10 +252,15 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         if not self.link.connected:
             self._poll_now()
 
+    @property
+    def polling(self) -> bool:
+        """True while a REST poll is on its way."""
+        return self._poll_task is not None and not self._poll_task.done()
+
     @callback
     def _poll_now(self) -> None:
         """Start a poll unless one is running."""
-        if self._poll_task is not None and not self._poll_task.done():
+        if self.polling:
             return
         self._poll_task = self.config_entry.async_create_background_task(
             self.hass, self._async_poll(), f"{DOMAIN} poll"
