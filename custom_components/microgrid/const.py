@@ -94,4 +94,6 @@ EVENT_COMMAND_FAILED: Final = "microgrid_command_failed"
 COMMAND_MAX_ATTEMPTS: Final = 5  # then a repair issue and an event; retries go on at the cap
 COMMAND_BACKOFF_MAX: Final = timedelta(minutes=5)
 TICK_INTERVAL: Final = timedelta(seconds=5)  # ack timeouts, retries, heartbeats, staleness
-POLL_INTERVAL: Final = timedelta(seconds=30)  # REST poll only while the stream is down
+# REST poll only while the stream is down: readings (and the emergency crossing) are seen at
+# most this late; ~1 KB a request, only during an outage.
+POLL_INTERVAL: Final = timedelta(seconds=10)
