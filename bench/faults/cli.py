@@ -18,7 +18,15 @@ import time
 import aiohttp
 
 from .figures import FAULTS, FaultReport, format_table, parse_only
-from .scenarios import EMERGENCY_PCT, LOW_SOC, NORMAL_SOC, RUNNERS, Settings
+from .scenarios import (
+    EMERGENCY_PCT,
+    LATER_AFTER_S,
+    LATER_SOC,
+    LOW_SOC,
+    NORMAL_SOC,
+    RUNNERS,
+    Settings,
+)
 from .stack import ROOT, HAError, start_stack
 
 PROG = ".venv/bin/python -m bench.faults"
@@ -37,11 +45,13 @@ How the figures are obtained (a benchmark: it prints figures, it never passes or
 - Then the fault is injected through the sim's hooks (POST /.sim/faults/...) and at once (t0) the
   emergency: POST /.sim/site/soc {{"soc_pct": {low:g}}} plus one PATCH setting every board's
   batteryPercentage to {low:g} with a fresh timestamp.
-- "HA reflects": t0 until HA's battery sensor state is below {emergency:g}, stamped on arrival of
-  the websocket `subscribe_entities` event (admin user). "OFF commands": t0 until every
-  non-critical zone that was on has command OFF at commands/<zone>, read with GET every 0.25 s
-  over the RTDB REST API (token owner). "Clinic": sensors/<critical>.relayState and
-  commands/<critical> on the same samples, and the switch states HA pushed over the websocket.
+- "HA reflects": t0 until HA's battery sensor state is below {emergency:g}, stamped on arrival
+  of the websocket `subscribe_entities` event (admin user). "A later reading": at
+  t0+{later_after:g} s the same again with {later:g} %: does HA still get new readings once the
+  fault has played out? "OFF commands": t0 until every non-critical zone that was on has
+  command OFF at commands/<zone>, read with GET every 0.25 s over the RTDB REST API (token
+  owner). "Clinic": sensors/<critical>.relayState and commands/<critical> on the same samples,
+  and the switch states HA pushed over the websocket.
 - Losses: the audit trail (microgrid.get_audit_log, limit 5000, over REST) and the energy
   sensors' states before the fault vs after it; the restart fault also compares the entry's
   diagnostics (HA's diagnostics REST API): energy_kwh, requests, overrides.
@@ -49,6 +59,12 @@ How the figures are obtained (a benchmark: it prints figures, it never passes or
   is timed until HA first shows its value (or a later one); HTTP latency is a GET
   /api/states/<battery> sent every 0.5 s without waiting for the previous one; hass RSS is
   VmRSS of the hass process from /proc, sampled every second.
+- fail_next: the one 503 goes to whichever data request reaches the server first (HA's resync
+  read after the drop, or a board's); the bench's own polls start 2 s later. "Entities
+  unavailable" (over the websocket) tells whether HA met it.
+- outlier: band flips = changes of the band sensor's state; alerts = new states of the alert
+  event entity (critical = its severity attribute); commands = new (zone, seq) in commands/.
+- restart: SIGKILL to HA's process group, then HA started again on the same config dir.
 - Times are monotonic seconds in this process; a 2-core machine shared with other work makes
   them noisy: run it twice before comparing figures.
 """
@@ -123,7 +139,12 @@ def header(argv: list[str], args: argparse.Namespace, state_dir: Path) -> str:
         f"integration: {args.integration_dir}; logs: {state_dir / 'logs'}",
         "",
         METHOD.format(
-            relay_min=args.relay_min_s, normal=NORMAL_SOC, low=LOW_SOC, emergency=EMERGENCY_PCT
+            relay_min=args.relay_min_s,
+            normal=NORMAL_SOC,
+            low=LOW_SOC,
+            emergency=EMERGENCY_PCT,
+            later=LATER_SOC,
+            later_after=LATER_AFTER_S,
         ),
     ]
     return "\n".join(lines)

@@ -27,6 +27,8 @@ from .stack import HAError, Stack, now_iso
 NORMAL_SOC = 80.0  # the demo site's own starting SoC: the "others say 80 %" of the outlier case
 LOW_SOC = 8.0  # the emergency the shedding is measured on (band below 10 %)
 EMERGENCY_PCT = 10.0
+LATER_SOC = 3.0  # a second, distinct reading: does HA still see new readings after the fault?
+LATER_AFTER_S = 5.0
 POLL_S = 0.25
 
 
@@ -322,17 +324,35 @@ async def measure_emergency(
     monitor = Monitor(stack).start()
     t0 = time.monotonic()
     status = await emergency(stack)
+
+    async def later_reading() -> float:
+        await asyncio.sleep(max(0.0, t0 + LATER_AFTER_S - time.monotonic()))
+        t1 = time.monotonic()
+        await emergency(stack, LATER_SOC)
+        return t1
+
+    later = asyncio.create_task(later_reading())
     until = t0 + window_s
     seen = await stack.watch.wait(
         ent.battery, stack.watch.below(EMERGENCY_PCT), since=t0, until=until
     )
     shed = await monitor.wait_off(start.zones_on, since=t0, until=until) if start.zones_on else None
+    t1 = await later
+    seen_later = await stack.watch.wait(
+        ent.battery, stack.watch.below(LATER_SOC + 1), since=t1, until=t1 + window_s
+    )
     await asyncio.sleep(2.0)  # a little after, for the clinic's and the link's figures
     t_end = time.monotonic()
     await monitor.stop()
     after = await snapshot(stack)
     report_start(report, start)
     report_emergency(report, start, t0=t0, seen=seen, shed=shed, window_s=window_s)
+    report.add(
+        f"HA reflects a later reading ({LATER_SOC:g} % at t0+{LATER_AFTER_S:g} s)",
+        fmt_s(None if seen_later is None else seen_later - t1, never=f"never (> {window_s:.0f} s)"),
+        "later_reflect_s",
+        None if seen_later is None else seen_later - t1,
+    )
     report_clinic(report, stack, monitor, t_fault)
     report_link(report, stack, t_fault, t_end)
     report_losses(report, start.before, after)

@@ -158,10 +158,12 @@ async def discover(client: HAClient, token: str) -> Entities:
     band = site_level("sensor", lambda a: "emergency" in (a.get("options") or []))
     stream = site_level("binary_sensor", lambda a: a.get("device_class") == "connectivity")
     alerts = site_level("event", lambda a: True)
-    energy = sorted(
+    energy = sorted(  # the counters (total_increasing), not the forecast figures
         e["entity_id"]
         for e in registry
-        if states.get(e["entity_id"], {}).get("attributes", {}).get("device_class") == "energy"
+        if (attrs := states.get(e["entity_id"], {}).get("attributes", {})).get("device_class")
+        == "energy"
+        and attrs.get("state_class") == "total_increasing"
     )
     if not battery:
         raise HAError("no battery sensor found among the microgrid entities")
