@@ -41,6 +41,7 @@ import voluptuous as vol
 from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
 from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
 from .firebase import FirebaseError
+from .learning import EVENT_ANOMALY
 from .optimizer.model import PriorityClass, Thresholds
 from .permissions import (
     Actor,
@@ -126,6 +127,7 @@ class AlertType(StrEnum):
     BATTERY_CRITICAL = "battery_critical"
     CRITICAL_ZONE_FAILURE = "critical_zone_failure"
     COMMAND_FAILED = "command_failed"
+    BOARD_OUTLIER = "board_outlier"
     CUSTOM = "custom"
 
 
@@ -778,6 +780,7 @@ class AlertManager:
         entry.async_on_unload(
             self.hass.bus.async_listen(EVENT_COMMAND_FAILED, self._async_on_command_failed)
         )
+        entry.async_on_unload(self.hass.bus.async_listen(EVENT_ANOMALY, self._async_on_anomaly))
         entry.async_on_unload(self.async_stop)
         self._async_on_update()
 
@@ -870,6 +873,31 @@ class AlertManager:
         )
         self._state.zone_alerts[zone_id] = alert.alert_id
         self._save_soon()
+
+    @callback
+    def _async_on_anomaly(self, event: Event) -> None:
+        """A board flagged for disagreeing with the others about the shared battery."""
+        data = event.data
+        if data.get("entry_id") != self.entry.entry_id or data.get("type") != "battery_outlier":
+            return
+        zone_id = str(data.get("zone"))
+        zone = self.coordinator.site.zone(zone_id)
+        detail = data.get("detail") or {}
+
+        def pct(value: Any) -> str:
+            return "?" if not isinstance(value, int | float) else f"{value:.0f}"
+
+        self.async_raise(
+            AlertType.BOARD_OUTLIER,
+            Severity.WARNING,
+            now=dt_util.utcnow(),
+            zone_id=zone_id,
+            placeholders={
+                "zone": zone.name if zone else zone_id,
+                "board_soc": pct(detail.get("board_soc_pct")),
+                "site_soc": pct(detail.get("site_soc_pct")),
+            },
+        )
 
     @callback
     def _async_on_command_failed(self, event: Event) -> None:

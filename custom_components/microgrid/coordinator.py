@@ -49,9 +49,10 @@ STATE_SAVE_DELAY_S = 30
 # Readings are decided at most this often (a burst of writes is coalesced, latest record per
 # board wins); a reading that lowers the operating band is decided at once.
 DECIDE_INTERVAL_S = 0.25
-# A board is flagged as an outlier once this many of its records in a row disagree with the
-# fused battery (one record behind a genuine change is not a fault).
+# A board is flagged as an outlier once this many of its records in a row, over at least this
+# long, disagree with the fused battery (a record or two behind a genuine change is no fault).
 OUTLIER_AFTER_RECORDS = 2
+OUTLIER_AFTER = timedelta(seconds=30)
 MAX_UNKNOWN_ZONES_KEPT = 100
 _BAND_SEVERITY = {Band.EMERGENCY: 0, Band.CONSERVATION: 1, Band.NORMAL: 2}
 # Energy is integrated only across gaps shorter than this; a longer gap is unknown, not zero.
@@ -102,7 +103,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self.stream_cancelled: str | None = None
         self.battery: FusedBattery | None = None
         self.outliers: dict[str, str] = {}  # flagged boards: zone -> why
-        self._outlier_records: dict[str, tuple[datetime, int]] = {}
+        # zone -> (its last disagreeing record's arrival, how many in a row, since when)
+        self._outlier_records: dict[str, tuple[datetime, int, datetime]] = {}
         self.polls = 0
         self.poll_errors = 0
         self._poll_failures_in_row = 0
@@ -540,11 +542,15 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 if self.outliers.pop(zone_id, None) is not None:
                     LOGGER.info("Board %s agrees with the others again", zone_id)
                 continue
-            seen_at, count = self._outlier_records.get(zone_id, (None, 0))
+            seen_at, count, since = self._outlier_records.get(zone_id, (None, 0, now))
             if seen_at != reading.received_at:
                 count += 1
-                self._outlier_records[zone_id] = (reading.received_at, count)
-            if count >= OUTLIER_AFTER_RECORDS and zone_id not in self.outliers:
+                self._outlier_records[zone_id] = (reading.received_at, count, since)
+            if (
+                count >= OUTLIER_AFTER_RECORDS
+                and now - since >= OUTLIER_AFTER
+                and zone_id not in self.outliers
+            ):
                 self._flag_outlier(now, zone_id, reason, reading, battery)
 
     @callback
