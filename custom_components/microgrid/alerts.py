@@ -51,6 +51,7 @@ from .permissions import (
     households_of,
     refusal,
 )
+from .storage import BoundedSave
 
 if TYPE_CHECKING:
     from .coordinator import MicrogridCoordinator
@@ -747,6 +748,7 @@ class AlertManager:
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.alerts"
         )
+        self._saver = BoundedSave(self._store, self._data_to_save, SAVE_DELAY_S)
         self.notification = PersistentNotificationChannel(hass, entry.entry_id)
         self._event = EventEntityChannel(hass, entry.entry_id)
         self._extra: list[_AddedChannel] = []
@@ -789,7 +791,7 @@ class AlertManager:
         for cancel in self._timers.values():
             cancel()
         self._timers.clear()
-        await self._store.async_save(self._data_to_save())
+        await self._saver.async_flush()
 
     @callback
     def _data_to_save(self) -> dict[str, Any]:
@@ -802,8 +804,8 @@ class AlertManager:
 
     @callback
     def _save_soon(self) -> None:
-        """Persist within a few seconds."""
-        self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
+        """Persist within SAVE_DELAY_S of the first unsaved change."""
+        self._saver.schedule()
 
     # ---- watching the site -------------------------------------------------------------------
 

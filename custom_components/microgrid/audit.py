@@ -21,6 +21,7 @@ from homeassistant.util import dt as dt_util
 
 from .alerts import CONF_FCM_TOKENS, CONF_SMS_TARGETS, CONF_TWILIO_ACCOUNT_SID
 from .const import DOMAIN, EVENT_AUDIT, LOGGER
+from .storage import BoundedSave
 
 STORAGE_VERSION = 2  # 2: entries carry prev/hash; the payload an anchor and the known options
 MAX_ENTRIES = 5000
@@ -177,6 +178,7 @@ class AuditLog:
         self._entry_id = entry_id
         self._site_name = site_name
         self._store = _AuditStore(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.audit")
+        self._saver = BoundedSave(self._store, self._data_to_save, SAVE_DELAY_S)
         self._entries: deque[AuditEntry] = deque()
         self._anchor = GENESIS
         self._options: dict[str, Any] | None = None
@@ -300,7 +302,7 @@ class AuditLog:
         entry = AuditEntry(**fields, prev=prev, hash=entry_hash(fields, prev))
         self._entries.append(entry)
         self._trim()
-        self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
+        self._saver.schedule()
         self._hass.bus.async_fire(EVENT_AUDIT, asdict(entry))
         if message:
             async_log_entry(
@@ -393,7 +395,7 @@ class AuditLog:
         known, self._options = self._options, view
         if known is None or not (changes := options_diff(known, view)):
             if known is None:
-                self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
+                self._saver.schedule()
             return
         self.record(
             now=dt_util.utcnow(),
@@ -423,7 +425,7 @@ class AuditLog:
         now = dt_util.utcnow()
         for actor in list(self._bursts):
             self.end_burst(actor, now, ended_by="unload")
-        await self._store.async_save(self._data_to_save())
+        await self._saver.async_flush()
 
     def query(
         self,

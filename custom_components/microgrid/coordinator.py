@@ -41,6 +41,7 @@ from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
 from .optimizer.policy import band_for
 from .planning import PlanManager
 from .protocol import BoardReading, InvalidReading, parse_board_record
+from .storage import BoundedSave
 
 STORAGE_VERSION = 1
 # The state is written at most this long after its first unsaved change, however often
@@ -112,13 +113,13 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._decide_handle: asyncio.TimerHandle | None = None
         self._last_decided = -math.inf  # loop time
         self.decisions = 0
-        self._save_pending = False
         self._seq = 0
         self._last_site_integration: datetime | None = None
         self._last_site_power: tuple[float, float] | None = None  # (solar W, load W)
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
         )
+        self._saver = BoundedSave(self._store, self._state_to_save, STATE_SAVE_DELAY_S)
         self._day_base: dict[str, tuple[date, float]] = {}
         self.planner = PlanManager(hass, self)
         self.ml = MLManager(hass, self)
@@ -158,8 +159,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
 
     @callback
     def _state_to_save(self) -> dict[str, Any]:
-        """The persisted part of the coordinator (called when the store writes)."""
-        self._save_pending = False
+        """The persisted part of the coordinator."""
         return {
             "seq": self._seq,
             "requests": self.requests,
@@ -178,18 +178,13 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     @callback
     def _save_soon(self) -> None:
         """Persist within STATE_SAVE_DELAY_S of the first unsaved change."""
-        # Store.async_delay_save restarts its timer on every call: called on every reading it
-        # would never write. Arm it once; the data is taken when the write happens.
-        if self._save_pending:
-            return
-        self._save_pending = True
-        self._store.async_delay_save(self._state_to_save, STATE_SAVE_DELAY_S)
+        self._saver.schedule()
 
     async def async_shutdown(self) -> None:
         """Flush state on unload and at stop."""
         self._cancel_decide()
         await super().async_shutdown()
-        await self._store.async_save(self._state_to_save())
+        await self._saver.async_flush()
 
     @callback
     def _next_seq(self, now: datetime) -> int:
