@@ -10,6 +10,7 @@ from typing import Any
 from homeassistant.auth.models import User
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -65,6 +66,15 @@ def board_record(
         "relayState": relay,
         "timestamp": stamp,
     }
+
+
+def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unique_suffix: str, domain: str) -> str:
+    """The entity id registered for a unique id suffix."""
+    found = er.async_get(hass).async_get_entity_id(
+        domain, DOMAIN, f"{entry.entry_id}_{unique_suffix}"
+    )
+    assert found, unique_suffix
+    return found
 
 
 def site_records(pct: float, **kwargs: Any) -> dict[str, dict[str, Any]]:

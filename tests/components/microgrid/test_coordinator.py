@@ -9,7 +9,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -23,18 +23,18 @@ from custom_components.microgrid.coordinator import (
 from custom_components.microgrid.learning import EVENT_ANOMALY
 from sim.rtdb import RTDBServer
 
-from .conftest import ZONES, board_record, decided, push, set_site_soc, site_records, wait_for
+from .conftest import (
+    ZONES,
+    board_record,
+    decided,
+    entity_id,
+    push,
+    set_site_soc,
+    site_records,
+    wait_for,
+)
 
 NON_CRITICAL = ("Zone2", "Zone3", "Zone4")
-
-
-def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unique_suffix: str, domain: str) -> str:
-    """The entity id registered for a unique id suffix."""
-    found = er.async_get(hass).async_get_entity_id(
-        domain, DOMAIN, f"{entry.entry_id}_{unique_suffix}"
-    )
-    assert found, unique_suffix
-    return found
 
 
 def coordinator_of(entry: MockConfigEntry) -> MicrogridCoordinator:

@@ -26,15 +26,7 @@ from custom_components.microgrid.const import (
 )
 from sim.rtdb import RTDBServer
 
-from .conftest import SECRET, ZONES, board_record, push, set_site_soc, wait_for
-
-
-def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unique_suffix: str, domain: str) -> str:
-    """The entity id registered for a unique id suffix."""
-    registry = er.async_get(hass)
-    found = registry.async_get_entity_id(domain, DOMAIN, f"{entry.entry_id}_{unique_suffix}")
-    assert found, unique_suffix
-    return found
+from .conftest import SECRET, ZONES, board_record, entity_id, push, set_site_soc, wait_for
 
 
 def command_of(rtdb: RTDBServer, zone_id: str) -> dict[str, Any] | None:
