@@ -126,9 +126,9 @@ async def bounded(awaitable: Awaitable[Any], seconds: float, default: Any = None
 async def settle(stack: Stack, *, timeout_s: float, hold_s: float) -> dict[str, Any]:
     """Restore health: faults cleared, SoC normal, stream up, relays as HA wants them.
 
-    Settled once HA's band is normal, each switch's desired_state equals its board's relayState,
-    and at least `hold_s` (the min on/off time and a margin) has passed, so a zone held off by
-    its minimum off time has had its chance to come back.
+    Settled once HA's band is normal and each switch's desired_state has equalled its board's
+    relayState, with no relay moving, for `hold_s` (the min on/off time and a margin): a zone
+    held off by its minimum off time has had its chance to come back.
     """
     ent = stack.ent
     started = time.monotonic()
@@ -146,16 +146,22 @@ async def settle(stack: Stack, *, timeout_s: float, hold_s: float) -> dict[str, 
             await stack.watch.wait(ent.stream, "on".__eq__, since=time.monotonic(), until=deadline)
             await stack.write_soc(NORMAL_SOC)
     settled = False
+    stable_since = time.monotonic()
+    relays: dict[str, Any] = {}
     while time.monotonic() < deadline:
         battery = as_number(stack.watch.state.get(ent.battery))
         sensors = await stack.rtdb.get("sensors") or {}
+        now_relays = {z: (sensors.get(z) or {}).get("relayState") for z in ent.switches}
         agreed = all(
-            (stack.watch.attrs.get(ent.switches[z], {}).get("desired_state"))
-            == ("on" if (sensors.get(z) or {}).get("relayState") else "off")
+            stack.watch.attrs.get(ent.switches[z], {}).get("desired_state")
+            == ("on" if now_relays[z] else "off")
             for z in ent.switches
         )
         normal = ent.band is None or stack.watch.state.get(ent.band) == "normal"
-        if agreed and normal and time.monotonic() - started >= hold_s:
+        if not (agreed and normal) or now_relays != relays:
+            stable_since = time.monotonic()  # a zone held by its min off time flips later
+        relays = now_relays
+        if time.monotonic() - stable_since >= hold_s:
             settled = True
             break
         if battery is None or battery < 20:
