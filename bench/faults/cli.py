@@ -40,8 +40,10 @@ How the figures are obtained (a benchmark: it prints figures, it never passes or
 - The bench sets the entry's min on/off times to {relay_min:g} s through the options flow so a
   shed zone is back on within seconds between faults (the defaults are 300 s).
 - Before each fault the site is restored: board faults cleared, SoC {normal:g} % (sim hook and
-  one PATCH of every board's record), the stream sensor on (else the entry is reloaded), and every
-  switch's desired_state equal to its board's relayState.
+  one PATCH of every board's record), the stream sensor on (else the entry is reloaded), a new
+  day plan (microgrid.optimize: a plan made during the last emergency would keep zones off), and
+  every switch's desired_state equal to its board's relayState, no relay moving, for the min
+  on/off time + 3 s.
 - Then the fault is injected through the sim's hooks (POST /.sim/faults/...) and at once (t0) the
   emergency: POST /.sim/site/soc {{"soc_pct": {low:g}}} plus one PATCH setting every board's
   batteryPercentage to {low:g} with a fresh timestamp.

@@ -145,6 +145,16 @@ async def settle(stack: Stack, *, timeout_s: float, hold_s: float) -> dict[str, 
             reloaded = True
             await stack.watch.wait(ent.stream, "on".__eq__, since=time.monotonic(), until=deadline)
             await stack.write_soc(NORMAL_SOC)
+    # A low reading during the last fault may have left a day plan that keeps zones off for
+    # its 5 minutes: once HA shows the normal SoC, ask for a new plan (microgrid.optimize).
+    await stack.watch.wait(
+        ent.battery, lambda s: (as_number(s) or 0) >= 20, since=0, until=started + 30
+    )
+    replanned = True
+    try:
+        await stack.service("microgrid", "optimize", {"config_entry": ent.entry_id})
+    except (HAError, aiohttp.ClientError, TimeoutError):
+        replanned = False
     settled = False
     stable_since = time.monotonic()
     relays: dict[str, Any] = {}
@@ -167,7 +177,12 @@ async def settle(stack: Stack, *, timeout_s: float, hold_s: float) -> dict[str, 
         if battery is None or battery < 20:
             await stack.write_soc(NORMAL_SOC)
         await asyncio.sleep(1.0)
-    return {"settle_s": time.monotonic() - started, "settled": settled, "reloaded": reloaded}
+    return {
+        "settle_s": time.monotonic() - started,
+        "settled": settled,
+        "reloaded": reloaded,
+        "replanned": replanned,
+    }
 
 
 async def emergency(stack: Stack, soc_pct: float = LOW_SOC) -> int:
@@ -262,21 +277,41 @@ async def prepare(stack: Stack, cfg: Settings) -> Start:
     """Settle the site, note which zones are on and what may be lost."""
     health = await settle(stack, timeout_s=120, hold_s=cfg.relay_min_s + 3)
     sensors = await stack.rtdb.get("sensors") or {}
-    return Start(health, zones_on(sensors, stack.ent.non_critical), await snapshot(stack))
+    on = zones_on(sensors, stack.ent.non_critical)
+    if not on:
+        # Not one zone back at 80 % (seen after `stall`: the switches' reason says "plan" even
+        # after microgrid.optimize): reload the entry, so the fault starts with zones to shed.
+        stuck = {
+            z: stack.watch.attrs.get(stack.ent.switches[z], {}).get("reason")
+            for z in stack.ent.non_critical
+        }
+        await stack.reload_entry()
+        await asyncio.sleep(3)
+        health = await settle(stack, timeout_s=120, hold_s=cfg.relay_min_s + 3)
+        health |= {"reloaded": True, "stuck_before_reload": stuck}
+        sensors = await stack.rtdb.get("sensors") or {}
+        on = zones_on(sensors, stack.ent.non_critical)
+    held = {  # why HA keeps the others off (the switch's reason attribute), for the start row
+        z: stack.watch.attrs.get(stack.ent.switches[z], {}).get("reason")
+        for z in stack.ent.non_critical
+        if z not in on
+    }
+    return Start(health | {"off_reasons": held}, on, await snapshot(stack))
 
 
 def report_start(report: FaultReport, start: Start) -> None:
     """How long settling took and what was on."""
     health = start.health
-    report.add(
-        "start",
-        f"settled in {health['settle_s']:.1f} s"
-        f"{' (entry reloaded to restore the stream)' if health['reloaded'] else ''}"
-        f"{'' if health['settled'] else ' (NOT settled: relays disagreed with HA)'}; "
-        f"non-critical zones on: {', '.join(start.zones_on) or 'none'}",
-        "start",
-        health | {"zones_on": start.zones_on},
-    )
+    text = f"settled in {health['settle_s']:.1f} s"
+    if "stuck_before_reload" in health:
+        text += f" (entry reloaded: no zone came back, reasons {health['stuck_before_reload']})"
+    elif health["reloaded"]:
+        text += " (entry reloaded to restore the stream)"
+    if not health["settled"]:
+        text += " (NOT settled: relays disagreed with HA)"
+    text += f"; non-critical zones on: {', '.join(start.zones_on) or 'none'}"
+    text += "".join(f"; {z} off: {why}" for z, why in health["off_reasons"].items())
+    report.add("start", text, "start", health | {"zones_on": start.zones_on})
 
 
 def report_emergency(
