@@ -33,6 +33,8 @@ CLASS_WEIGHT_PER_WH = {
 # at most 4.8e-4 of a Wh: it can make a plan serve at most that share less of a class in order to
 # serve it earlier, and it is far too small to move energy between classes (weights 1e2 apart).
 EARLY_SERVICE_DISCOUNT_PER_H = 1e-5
+# A zone forecast to draw at most this (W) in a slot draws nothing: the plan does not shed it.
+NO_DRAW_W = 1.0
 
 
 def service_weight(slot_index, slot_h: float):
@@ -270,11 +272,30 @@ class Plan:
         return index if 0 <= index < len(self.slot_start) else None
 
     def planned_on_at(self, now: datetime) -> dict[str, bool] | None:
-        """The planned zone states for the slot holding `now`; None past the horizon."""
+        """The planned zone states for the slot holding `now`; None past the horizon.
+
+        A zone planned off while the plan expects it to draw nothing in the slot is left out:
+        shedding it saves no energy, so the plan has no reason to hold it off, and the rules
+        (a street light's schedule, a household's request) decide. Without this, street
+        lights seen drawing 0 W at dawn were planned off for the whole next night. Deferrable
+        zones with a job keep the plan's word: their energy is the job's, not `demand_w`'s.
+        """
         index = self.slot_index(now)
         if index is None:
             return None
-        return {zone_id: states[index] for zone_id, states in self.zone_on.items()}
+        job_zones = {job.zone_id for job in self.jobs}
+        return {
+            zone_id: states[index]
+            for zone_id, states in self.zone_on.items()
+            if states[index] or zone_id in job_zones or self._expects_draw(zone_id, index)
+        }
+
+    def _expects_draw(self, zone_id: str, index: int) -> bool:
+        """True unless the plan's demand forecast for the zone in this slot is (about) zero."""
+        row = self.demand_w.get(zone_id)
+        if row is None or index >= len(row):
+            return True  # no forecast kept: trust the plan's state
+        return row[index] > NO_DRAW_W
 
     def planned_w_at(self, now: datetime) -> dict[str, float] | None:
         """What each zone planned on in the slot holding `now` is expected to draw."""
