@@ -212,6 +212,31 @@ def _at(values: np.ndarray, idx: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return left + (values[:, idx + 1] - left) * frac
 
 
+def need_start_wh(required_end_wh, load_w, pv_w, phys: Physics):
+    """The least stored energy at a slot's start that leaves `required_end_wh` at its end
+    (inf when even a full battery cannot: a surplus slot ends at most full)."""
+    required = np.asarray(required_end_wh, dtype=float)
+    net_w = load_w - pv_w
+    if net_w >= 0:
+        return required + net_w * phys.slot_h / phys.discharge_eff
+    charge_wh = min(-net_w, phys.max_charge_w) * phys.charge_eff * phys.slot_h
+    return np.where(
+        required <= phys.capacity_wh + _EPS_WH, np.maximum(0.0, required - charge_wh), np.inf
+    )
+
+
+def _extend_below(values: np.ndarray, grid: np.ndarray, least_wh: np.ndarray) -> np.ndarray:
+    """Rows of values with the grid points under each row's least feasible energy set to the
+    row's value at its first feasible point, so interpolation near the threshold is never
+    poisoned by an infeasible neighbour (feasibility is then the exact `least_wh` test)."""
+    feasible = (grid[None, :] >= least_wh[:, None] - _EPS_WH) & (values > _NEG / 2)
+    first = np.argmax(feasible, axis=1)
+    fill = values[np.arange(len(values)), first]
+    out = np.where(feasible, values, fill[:, None])
+    out[~feasible.any(axis=1)] = _NEG
+    return out
+
+
 def plan_job(
     *,
     shape: JobShape,
@@ -223,48 +248,60 @@ def plan_job(
     phys: Physics,
     points: int = GRID_POINTS,
 ) -> np.ndarray:
-    """The slots one job runs in (a DP over stored energy x run slots done, within its window)."""
+    """The slots one job runs in (a DP over stored energy x run slots done, within its window).
+
+    Next to each value row the DP keeps the exact least energy from which that mode can still
+    go on (`least`): a state is feasible by that test, not by interpolated values, because a
+    grid point just under the threshold would drag the interpolated value of a feasible state
+    towards "infeasible" (hypothesis found a job left out that way).
+    """
     n_runs = len(shape.run_wh)
     window = np.flatnonzero(shape.allowed)
     if len(window) == 0 or (not shape.splittable and not shape.start_slots.any()):
         return np.array([], dtype=int)
     first, end = int(window[0]), int(window[-1]) + 1
     run_w = shape.run_wh / phys.slot_h
+    mode_w = np.concatenate((np.full(n_runs - 1, run_w[0]), [run_w[-1]]))  # power of next run
     grids = _grids(target_wh, energy0_wh, phys, points)
     # After the window nothing more can run and the envelope keeps the rest feasible: value 0.
     values: dict[int, np.ndarray] = {end: np.zeros((n_runs + 1, points))}
+    least: dict[int, np.ndarray] = {end: np.zeros(n_runs + 1)}
     gain = np.concatenate((shape.run_wh, [0.0]))[:, None]  # energy of the next run, per mode
+
+    def may_wait(mode: np.ndarray) -> np.ndarray:
+        # a running non-splittable job cannot pause
+        return shape.splittable | (mode == 0) | (mode == n_runs)
+
+    def may_run(t: int, mode: np.ndarray) -> np.ndarray:
+        start_ok = shape.splittable | bool(shape.start_slots[t])
+        return bool(shape.allowed[t]) & (mode < n_runs) & ((mode > 0) | start_ok)
+
+    modes = np.arange(n_runs + 1)
     for t in range(end - 1, max(first, 1) - 1, -1):
-        grid, v_next = grids[t], values[t + 1]
+        grid, v_next, l_next = grids[t], values[t + 1], least[t + 1]
+        wait_need = np.where(
+            may_wait(modes),
+            need_start_wh(np.maximum(target_wh[t], l_next), fixed_load_w[t], pv_w[t], phys),
+            np.inf,
+        )
         wait_e = step_energy_wh(grid, fixed_load_w[t], pv_w[t], phys)
         idx, frac = _weights(wait_e, grids[t + 1])
-        wait_v = np.where(wait_e >= target_wh[t] - _EPS_WH, _at(v_next, idx, frac), _NEG)
-        if not shape.splittable:
-            wait_v[1:n_runs] = _NEG  # a running non-splittable job cannot pause
-        best = wait_v
-        if shape.allowed[t]:
-            run_v = np.full_like(wait_v, _NEG)
-            for powers, rows in (
-                (run_w[0], slice(0, n_runs - 1)),
-                (run_w[-1], slice(n_runs - 1, n_runs)),
-            ):
-                if rows.start == rows.stop:
-                    continue
-                total = fixed_load_w[t] + powers
-                run_e = step_energy_wh(grid, total, pv_w[t], phys)
-                ok = (
-                    bool(power_ok(total, pv_w[t], phys))
-                    & (run_e >= target_wh[t] - _EPS_WH)
-                    & (run_e >= reserve_wh - _EPS_WH)
-                )
-                r_idx, r_frac = _weights(run_e, grids[t + 1])
-                nxt_rows = slice(rows.start + 1, rows.stop + 1)
-                cont = _at(v_next[nxt_rows], r_idx, r_frac)
-                run_v[rows] = np.where(ok[None, :], gain[rows] + cont, _NEG)
-            if not shape.splittable and not shape.start_slots[t]:
-                run_v[0] = _NEG
-            best = np.maximum(wait_v, run_v)
-        values[t] = best
+        wait_ok = grid[None, :] >= wait_need[:, None] - _EPS_WH
+        wait_v = np.where(wait_ok, _at(v_next, idx, frac), _NEG)
+        run_need = np.full(n_runs + 1, np.inf)
+        run_v = np.full_like(wait_v, _NEG)
+        for mode in np.flatnonzero(may_run(t, modes)):
+            total = fixed_load_w[t] + mode_w[mode]
+            if not bool(power_ok(total, pv_w[t], phys)):
+                continue
+            end_need = max(target_wh[t], reserve_wh, l_next[mode + 1])
+            run_need[mode] = float(need_start_wh(end_need, total, pv_w[t], phys))
+            run_e = step_energy_wh(grid, total, pv_w[t], phys)
+            r_idx, r_frac = _weights(run_e, grids[t + 1])
+            cont = _at(v_next[mode + 1 : mode + 2], r_idx, r_frac)[0]
+            run_v[mode] = np.where(grid >= run_need[mode] - _EPS_WH, gain[mode] + cont, _NEG)
+        least[t] = np.minimum(wait_need, run_need)
+        values[t] = _extend_below(np.maximum(wait_v, run_v), grid, least[t])
     runs: list[int] = []
     energy = energy0_wh
     for t in range(first):
@@ -273,23 +310,21 @@ def plan_job(
     for t in range(first, end):
         if mode >= n_runs:
             break
+        grid, l_next = grids[t + 1], least[t + 1]
         wait_e = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
-        v_next = values[t + 1][mode]
-        grid = grids[t + 1]
         wait_q = (
-            float(np.interp(wait_e, grid, v_next))
-            if wait_e >= target_wh[t] - _EPS_WH and (shape.splittable or mode == 0)
+            float(np.interp(wait_e, grid, values[t + 1][mode]))
+            if bool(may_wait(np.array(mode)))
+            and wait_e >= max(target_wh[t], l_next[mode]) - _EPS_WH
             else _NEG
         )
         run_q = _NEG
-        can_start = shape.splittable or mode > 0 or bool(shape.start_slots[t])
-        if shape.allowed[t] and can_start:
-            total = fixed_load_w[t] + run_w[mode]
+        if bool(may_run(t, np.array(mode))):
+            total = fixed_load_w[t] + mode_w[mode]
             run_e = float(step_energy_wh(energy, total, pv_w[t], phys))
             if (
                 bool(power_ok(total, pv_w[t], phys))
-                and run_e >= target_wh[t] - _EPS_WH
-                and run_e >= reserve_wh - _EPS_WH
+                and run_e >= max(target_wh[t], reserve_wh, l_next[mode + 1]) - _EPS_WH
             ):
                 run_q = shape.run_wh[mode] + float(np.interp(run_e, grid, values[t + 1][mode + 1]))
         if run_q > _NEG / 2 and run_q >= wait_q - _TIE:
