@@ -69,6 +69,12 @@ def physics_of(inp: PlanInput) -> Physics:
 
 def step_energy_wh(energy_wh, load_w, pv_w, phys: Physics):
     """Stored energy after one slot with this load and PV (surplus charges, capped; no limits)."""
+    if np.ndim(load_w) == 0 and np.ndim(pv_w) == 0:  # one load: one branch (the DP's hot path)
+        net = float(load_w) - float(pv_w)
+        if net >= 0.0:
+            return energy_wh - net * phys.slot_h / phys.discharge_eff
+        gain_wh = min(-net, phys.max_charge_w) * phys.charge_eff * phys.slot_h
+        return np.minimum(phys.capacity_wh, energy_wh + gain_wh)
     net_w = np.asarray(load_w, dtype=float) - pv_w
     discharged = energy_wh - np.maximum(net_w, 0.0) * phys.slot_h / phys.discharge_eff
     charge_w = np.minimum(np.maximum(-net_w, 0.0), phys.max_charge_w)
@@ -102,11 +108,10 @@ def min_end_energy_wh(
 
 def _grids(target: np.ndarray, energy0_wh: float, phys: Physics, points: int) -> list[np.ndarray]:
     """The energy grid per slot start: slot 0 is the state now, slot t >= 1 spans [floor, full]."""
-    grids = [np.array([energy0_wh])]
-    for t in range(1, len(target) + 1):
-        lo = min(target[t - 1], phys.capacity_wh)
-        grids.append(np.linspace(lo, phys.capacity_wh, points))
-    return grids
+    lo = np.minimum(np.asarray(target, dtype=float), phys.capacity_wh)[:, None]
+    rows = lo + (phys.capacity_wh - lo) * np.linspace(0.0, 1.0, points)[None, :]
+    rows[:, -1] = phys.capacity_wh
+    return [np.array([energy0_wh]), *rows]
 
 
 def plan_levels(
@@ -201,7 +206,7 @@ def _weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     span = grid[-1] - grid[0]
     if span <= _EPS_WH:
         return np.zeros(x.shape, dtype=int), np.zeros(x.shape)
-    pos = np.clip((x - grid[0]) / span * (n - 1), 0.0, n - 1.0)
+    pos = np.minimum(np.maximum((x - grid[0]) * ((n - 1) / span), 0.0), n - 1.0)
     idx = np.minimum(pos.astype(int), n - 2)
     return idx, pos - idx
 
@@ -268,19 +273,21 @@ def plan_job(
     least: dict[int, np.ndarray] = {end: np.zeros(n_runs + 1)}
     gain = np.concatenate((shape.run_wh, [0.0]))[:, None]  # energy of the next run, per mode
 
-    def may_wait(mode: np.ndarray) -> np.ndarray:
-        # a running non-splittable job cannot pause
-        return shape.splittable | (mode == 0) | (mode == n_runs)
-
-    def may_run(t: int, mode: np.ndarray) -> np.ndarray:
-        start_ok = shape.splittable | bool(shape.start_slots[t])
-        return bool(shape.allowed[t]) & (mode < n_runs) & ((mode > 0) | start_ok)
-
     modes = np.arange(n_runs + 1)
+    # a running non-splittable job cannot pause
+    may_wait = shape.splittable | (modes == 0) | (modes == n_runs)
+    running = modes < n_runs
+    started = running & (modes > 0)
+
+    def may_run(t: int) -> np.ndarray:
+        if not shape.allowed[t]:
+            return np.zeros(n_runs + 1, dtype=bool)
+        return running if shape.splittable or shape.start_slots[t] else started
+
     for t in range(end - 1, max(first, 1) - 1, -1):
         grid, v_next, l_next = grids[t], values[t + 1], least[t + 1]
         wait_need = np.where(
-            may_wait(modes),
+            may_wait,
             need_start_wh(np.maximum(target_wh[t], l_next), fixed_load_w[t], pv_w[t], phys),
             np.inf,
         )
@@ -290,16 +297,23 @@ def plan_job(
         wait_v = np.where(wait_ok, _at(v_next, idx, frac), _NEG)
         run_need = np.full(n_runs + 1, np.inf)
         run_v = np.full_like(wait_v, _NEG)
-        for mode in np.flatnonzero(may_run(t, modes)):
-            total = fixed_load_w[t] + mode_w[mode]
+        runnable = may_run(t)
+        # modes 0..n-2 run at full power, the last run at what is left: one step per power
+        for span in (modes[:-2], modes[-2:-1]):
+            group = span[runnable[span]]
+            if len(group) == 0:
+                continue
+            total = fixed_load_w[t] + mode_w[group[0]]
             if not bool(power_ok(total, pv_w[t], phys)):
                 continue
-            end_need = max(target_wh[t], reserve_wh, l_next[mode + 1])
-            run_need[mode] = float(need_start_wh(end_need, total, pv_w[t], phys))
+            end_need = np.maximum(max(target_wh[t], reserve_wh), l_next[group + 1])
+            run_need[group] = need_start_wh(end_need, total, pv_w[t], phys)
             run_e = step_energy_wh(grid, total, pv_w[t], phys)
             r_idx, r_frac = _weights(run_e, grids[t + 1])
-            cont = _at(v_next[mode + 1 : mode + 2], r_idx, r_frac)[0]
-            run_v[mode] = np.where(grid >= run_need[mode] - _EPS_WH, gain[mode] + cont, _NEG)
+            cont = _at(v_next[group + 1], r_idx, r_frac)
+            run_v[group] = np.where(
+                grid[None, :] >= run_need[group][:, None] - _EPS_WH, gain[group] + cont, _NEG
+            )
         least[t] = np.minimum(wait_need, run_need)
         values[t] = _extend_below(np.maximum(wait_v, run_v), grid, least[t])
     runs: list[int] = []
@@ -314,12 +328,11 @@ def plan_job(
         wait_e = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
         wait_q = (
             float(np.interp(wait_e, grid, values[t + 1][mode]))
-            if bool(may_wait(np.array(mode)))
-            and wait_e >= max(target_wh[t], l_next[mode]) - _EPS_WH
+            if may_wait[mode] and wait_e >= max(target_wh[t], l_next[mode]) - _EPS_WH
             else _NEG
         )
         run_q = _NEG
-        if bool(may_run(t, np.array(mode))):
+        if may_run(t)[mode]:
             total = fixed_load_w[t] + mode_w[mode]
             run_e = float(step_energy_wh(energy, total, pv_w[t], phys))
             if (
