@@ -106,6 +106,40 @@ def min_end_energy_wh(
     return np.minimum(target, phys.capacity_wh)
 
 
+def carry_wh(load_w: np.ndarray, floor_wh: np.ndarray, pv_w: np.ndarray, phys: Physics) -> float:
+    """The least stored energy now that carries a load profile while keeping a floor per slot."""
+    if len(load_w) == 0:
+        return 0.0
+    target = min_end_energy_wh(load_w, floor_wh, pv_w, phys)
+    return float(np.max(need_start_wh(target[0], float(load_w[0]), float(pv_w[0]), phys)))
+
+
+def end_reserve_wh(inp: PlanInput, demand: Mapping[str, np.ndarray], pv: np.ndarray) -> float:
+    """The stored energy the lower tiers must leave at the horizon's end (see EndReserve)."""
+    rule = inp.end_reserve
+    phys = physics_of(inp)
+    if rule.fixed_wh is not None:
+        return min(rule.fixed_wh, phys.capacity_wh)
+    n_after = round(rule.hours * 60 / inp.slot_minutes)
+    if n_after <= 0:
+        return 0.0
+    n_slots = inp.horizon_slots
+    per_day = 24 * 60 // inp.slot_minutes
+    day = min(per_day, n_slots)  # past the horizon, its last day repeats
+    src = n_slots - day + np.arange(n_after) % day
+    reserve = inp.battery.reserve
+    load = np.zeros(n_after)
+    floor = np.full(n_after, reserve.critical_pct / 100.0 * phys.capacity_wh)
+    for zone in inp.zones:
+        if zone.priority not in (PriorityClass.CRITICAL, PriorityClass.SEMI_CRITICAL):
+            continue
+        row = demand[zone.zone_id][src] * rule.demand_factor
+        load += row
+        band_wh = reserve.pct_for(zone.priority) / 100.0 * phys.capacity_wh
+        floor = np.where(row > 0, np.maximum(floor, band_wh), floor)
+    return min(carry_wh(load, floor, pv[src] * rule.pv_share, phys), phys.capacity_wh)
+
+
 def _grids(target: np.ndarray, energy0_wh: float, phys: Physics, points: int) -> list[np.ndarray]:
     """The energy grid per slot start: slot 0 is the state now, slot t >= 1 spans [floor, full]."""
     lo = np.minimum(np.asarray(target, dtype=float), phys.capacity_wh)[:, None]
@@ -522,6 +556,21 @@ def count_switches(zone_on: Mapping[str, np.ndarray], relay_on: Mapping[str, boo
     )
 
 
+def _end_floor_wh(
+    floor_wh: float,
+    end_wh: float,
+    *,
+    fixed_load_w: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+) -> float:
+    """The last slot's floor with the end reserve, as far as the tiers above leave it reachable
+    (a floor their own plan cannot keep would leave the lower tier no feasible state)."""
+    reachable = float(trajectory_wh(fixed_load_w, pv_w, energy0_wh, phys)[-1])
+    return max(floor_wh, min(end_wh, reachable))
+
+
 def plan(inp: PlanInput) -> Plan:
     """The best day plan for the input; never "infeasible": what cannot be met is in `unmet`."""
     phys = physics_of(inp)
@@ -536,6 +585,7 @@ def plan(inp: PlanInput) -> Plan:
     served = dict.fromkeys(CLASS_ORDER, 0.0)
     wanted = dict.fromkeys(CLASS_ORDER, 0.0)
     unmet: list[str] = []
+    end_wh = end_reserve_wh(inp, demand, pv)
 
     for priority in CLASS_ORDER[:3]:
         zones = _fill_order([z for z in inp.zones if z.priority is priority], demand)
@@ -543,6 +593,15 @@ def plan(inp: PlanInput) -> Plan:
             continue
         reserve_wh = inp.battery.reserve.pct_for(priority) / 100.0 * phys.capacity_wh
         levels = _levels(zones, demand, n_slots)
+        if priority is PriorityClass.NON_CRITICAL:  # the lower tiers leave the end reserve
+            floor_end[-1] = _end_floor_wh(
+                floor_end[-1],
+                end_wh,
+                fixed_load_w=fixed_load,
+                pv_w=pv,
+                energy0_wh=energy0,
+                phys=phys,
+            )
         target = min_end_energy_wh(fixed_load, floor_end, pv, phys)
         force = (
             inp.emergency_pct / 100.0 * phys.capacity_wh
@@ -597,6 +656,9 @@ def plan(inp: PlanInput) -> Plan:
                 if short > 0.5:
                     unmet.append(f"critical {zone.zone_id}: {short:.0f} Wh unserved")
 
+    floor_end[-1] = _end_floor_wh(
+        floor_end[-1], end_wh, fixed_load_w=fixed_load, pv_w=pv, energy0_wh=energy0, phys=phys
+    )
     job_plans, job_load, job_floor = _plan_jobs(
         inp,
         phys=phys,
