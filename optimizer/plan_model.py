@@ -154,6 +154,37 @@ class DeferrableJob:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EndReserve:
+    """What the plan leaves in the battery at the horizon's end, and why.
+
+    Energy left at the end is worth what the hours past the horizon need: enough to carry the
+    critical and semi-critical zones through them (the next night) at a pessimistic forecast,
+    no more. Past the horizon the forecast is its own last day again; pessimistic means PV at
+    `pv_share` of it and those zones drawing `demand_factor` times it (the forecast's spread:
+    a cloudy day's PV is about half the expected, a cold night's load a fifth above it). The
+    energy is a floor on the horizon's last slot for the non-critical and deferrable tiers only:
+    critical and semi-critical zones may always use it (serving them now beats keeping it for
+    them later), the lower classes may not take it from them. `fixed_wh` replaces the rule with
+    a number; `hours=0` turns it off (drain to the reserve bands).
+    """
+
+    hours: float = 24.0
+    pv_share: float = 0.5
+    demand_factor: float = 1.2
+    fixed_wh: float | None = None
+
+    def __post_init__(self) -> None:
+        """Check the factors are physical."""
+        _finite_nonneg(self.hours, "end_reserve hours")
+        _require(self.hours <= 48, f"end_reserve hours must be <= 48, got {self.hours}")
+        _finite_nonneg(self.pv_share, "end_reserve pv_share")
+        _require(self.pv_share <= 1, f"end_reserve pv_share must be <= 1, got {self.pv_share}")
+        _finite_nonneg(self.demand_factor, "end_reserve demand_factor")
+        if self.fixed_wh is not None:
+            _finite_nonneg(self.fixed_wh, "end_reserve fixed_wh")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanInput:
     """Everything the day planner needs; forecasts are per slot from `now` (slot 0)."""
 
@@ -171,6 +202,8 @@ class PlanInput:
     horizon_slots: int = 288
     switch_cost: float = 0.5  # objective units per relay switch (1 unit = 1 deferrable Wh)
     emergency_pct: float = 10.0  # at or above it the plan keeps critical zones on
+    # what the lower classes must leave at the horizon's end for the higher ones after it
+    end_reserve: EndReserve = field(default_factory=EndReserve)
 
     def __post_init__(self) -> None:
         """Validate shapes and numbers once, so the planner never meets bad data."""
