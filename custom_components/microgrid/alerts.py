@@ -38,7 +38,13 @@ from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid_now
 import voluptuous as vol
 
-from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
+from .auth import (
+    InvalidServiceAccount,
+    ServiceAccountAuth,
+    TokenProvider,
+    basic_auth_header,
+    json_object,
+)
 from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
 from .firebase import FirebaseError
 from .optimizer.model import PriorityClass, Thresholds
@@ -544,7 +550,11 @@ class TwilioSmsChannel:
                 self._session.post(
                     self._url,
                     data=form,
-                    auth=aiohttp.BasicAuth(self._sms.account_sid, self._sms.auth_token),
+                    headers={
+                        "Authorization": basic_auth_header(
+                            self._sms.account_sid, self._sms.auth_token
+                        )
+                    },
                 ) as resp,
             ):
                 status = resp.status

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -314,15 +315,15 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
 
 
 def missing_requirements(integration_dir: Path) -> list[str]:
-    """The manifest requirements not installed at their pinned version (HA must not pip)."""
+    """The manifest requirements the installed packages do not satisfy (HA must not pip)."""
     missing = []
     for req in json.loads((integration_dir / "manifest.json").read_text())["requirements"]:
-        name, _, version = req.partition("==")
+        parsed = Requirement(req)
         try:
-            installed = importlib.metadata.version(name)
+            installed = importlib.metadata.version(parsed.name)
         except importlib.metadata.PackageNotFoundError:
             installed = None
-        if installed != version:
+        if installed is None or not parsed.specifier.contains(installed, prereleases=True):
             missing.append(f"{req} (installed {installed})")
     return missing
 
