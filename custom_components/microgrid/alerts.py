@@ -38,13 +38,7 @@ from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid_now
 import voluptuous as vol
 
-from .auth import (
-    InvalidServiceAccount,
-    ServiceAccountAuth,
-    TokenProvider,
-    basic_auth_header,
-    json_object,
-)
+from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
 from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
 from .firebase import FirebaseError
 from .optimizer.model import PriorityClass, Thresholds
@@ -551,7 +545,7 @@ class TwilioSmsChannel:
                     self._url,
                     data=form,
                     headers={
-                        "Authorization": basic_auth_header(
+                        "Authorization": aiohttp.encode_basic_auth(
                             self._sms.account_sid, self._sms.auth_token
                         )
                     },

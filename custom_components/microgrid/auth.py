@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable, Mapping
 import json
 import math
@@ -216,12 +215,6 @@ def json_object(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def basic_auth_header(username: str, password: str) -> str:
-    """An HTTP Basic `Authorization` value (aiohttp's `BasicAuth`/`auth=` are deprecated)."""
-    credentials = f"{username}:{password}".encode()
-    return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 def auth_for(
