@@ -18,8 +18,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 HA_VERSION="2026.10.4"
 PY_MIN="3.14.2"
-# Packages of the sid root; changing this list rebuilds it.
-SID_PACKAGES="python3.14,python3.14-venv,python3.14-dev,build-essential,git,procps,iproute2,util-linux,ca-certificates,tzdata"
+# Packages of the sid root; changing this list rebuilds it. libturbojpeg0 and ffmpeg: HA 2026.10
+# always sets up camera and ffmpeg (base platforms), which log errors without them.
+SID_PACKAGES="python3.14,python3.14-venv,python3.14-dev,build-essential,git,procps,iproute2,util-linux,ca-certificates,tzdata,libturbojpeg0,ffmpeg"
 SID_RECIPE_VERSION=1
 IN_ROOT_ENV="MICROGRID_IN_PY314_ROOT"
 
