@@ -68,7 +68,7 @@ safe_rm() { # rm -rf a sid root, refusing while anything is mounted inside it
 }
 
 ensure_sid_root() { # $1: where; builds it if missing or made from another recipe
-  local sid="$1" stamp tmp mirror
+  local sid="$1" stamp tmp mirror t0
   stamp="$SID_RECIPE_VERSION $SID_PACKAGES"
   if [ -f "$sid/.microgrid-ready" ] && [ "$(cat "$sid/.microgrid-ready")" = "$stamp" ]; then
     return 0
@@ -84,6 +84,7 @@ ensure_sid_root() { # $1: where; builds it if missing or made from another recip
   fi
   mirror="${MICROGRID_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
   tmp="$sid.new.$$"
+  t0=$SECONDS
   safe_rm "$tmp"
   echo "bootstrap: no Python >= $PY_MIN here; building a Debian sid root with python3.14 in $sid (once, ~2 min)" >&2
   # Its own mount namespace: whatever mmdebstrap mounts inside $tmp dies with it.
@@ -96,6 +97,7 @@ ensure_sid_root() { # $1: where; builds it if missing or made from another recip
     return 1
   fi
   echo "$stamp" > "$tmp/.microgrid-ready"
+  echo "bootstrap: sid root built in $((SECONDS - t0)) s" >&2
   if [ -e "$sid" ]; then safe_rm "$sid"; fi
   mv "$tmp" "$sid"
 }
@@ -107,7 +109,7 @@ run_in_sid_root() { # re-execute the calling script inside the sid root; never r
     echo "bootstrap: install python3.14 (+ python3.14-venv, python3.14-dev) or run as root." >&2
     exit 1
   fi
-  cache="${MICROGRID_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microgrid}"
+  cache="${MICROGRID_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/microgrid}"
   sid="$cache/py314-root"
   mkdir -p "$cache"
   lock="$cache/py314-root.lock"
@@ -163,39 +165,57 @@ else
   run_in_sid_root "$@"  # the calling script's arguments (this file is sourced without any)
 fi
 
-stamp_of() {
-  { cat "$ROOT/requirements_test.txt" "$ROOT/custom_components/microgrid/manifest.json"
-    "$PYBASE" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16
+ha_oldest() { # the minimum Home Assistant version hacs.json claims
+  "$PYBASE" -c 'import json, sys; print(json.load(open(sys.argv[1]))["homeassistant"])' "$ROOT/hacs.json"
 }
 
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$(stamp_of)" ]; then
-  echo "bootstrap: building $VENV with $PYBASE ($("$PYBASE" -c 'import platform; print(platform.python_version())'))" >&2
-  # A venv of another Python (e.g. the old 3.13 one, or a host one vs the sid root) is rebuilt.
-  if [ -e "$VENV" ] && ! { [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null)" = "$("$PYBASE" -c 'import sys; print(sys.version)')" ]; }; then
-    rm -rf "$VENV"
-  fi
-  [ -x "$VENV/bin/python" ] || "$PYBASE" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade "pip<26" wheel >&2
-  # Home Assistant's own constraint file, from the very wheel we install.
-  WHEELDIR="$VENV/.wheels"
-  mkdir -p "$WHEELDIR"
-  if [ ! -f "$VENV/ha_constraints.$HA_VERSION.txt" ]; then
-    "$VENV/bin/python" -m pip download -q --no-deps -d "$WHEELDIR" "homeassistant==$HA_VERSION" >&2
-    "$VENV/bin/python" - "$WHEELDIR" "$HA_VERSION" "$VENV/ha_constraints.$HA_VERSION.txt" <<'PYEOF'
+ha_constraints() { # $1 venv, $2 HA version: extract that HA wheel's package_constraints.txt once
+  local venv="$1" ha="$2" wheels="$1/.wheels"
+  [ -f "$venv/ha_constraints.$ha.txt" ] && return 0
+  mkdir -p "$wheels"
+  "$venv/bin/python" -m pip download -q --no-deps -d "$wheels" "homeassistant==$ha" >&2
+  "$venv/bin/python" - "$wheels" "$ha" "$venv/ha_constraints.$ha.txt" <<'PYEOF'
 import glob, sys, zipfile
 whl = glob.glob(f"{sys.argv[1]}/homeassistant-{sys.argv[2]}-*.whl")[0]
 with zipfile.ZipFile(whl) as z:
     data = z.read("homeassistant/package_constraints.txt").decode()
 open(sys.argv[3], "w").write(data)
 PYEOF
+  rm -f "$wheels"/homeassistant-"$ha"-*.whl
+}
+
+# ensure_venv VENV REQUIREMENTS HA_VERSION: build VENV once (and again whenever the requirements,
+# manifest.json, hacs.json or the Python change) with REQUIREMENTS under HA_VERSION's own
+# constraint file (-c), or pip picks another grpcio/protobuf/... stack than HA runs with.
+ensure_venv() {
+  local venv="$1" reqs="$2" ha="$3" stamp pyver pip_rc t0=$SECONDS
+  pyver="$("$PYBASE" -c 'import sys; print(sys.version)')"
+  stamp="$({ cat "$reqs" "$ROOT/custom_components/microgrid/manifest.json" "$ROOT/hacs.json"
+    echo "$pyver $ha"; } | sha256sum | cut -c1-16)"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    return 0
   fi
-  cp "$VENV/ha_constraints.$HA_VERSION.txt" "$VENV/ha_constraints.txt"
+  echo "bootstrap: building $venv with $PYBASE (Python ${pyver%% *}, Home Assistant $ha)" >&2
+  # A venv of another Python (the old 3.13 one, or a host one vs the sid root) is rebuilt.
+  if [ -e "$venv" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null)" != "$pyver" ]; then
+    rm -rf "$venv"
+  fi
+  [ -x "$venv/bin/python" ] || "$PYBASE" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade "pip<26" wheel >&2
+  # The constraint files of the HA we install and of the oldest HA hacs.json claims
+  # (tests/test_manifest.py checks manifest.json against both).
+  ha_constraints "$venv" "$ha"
+  ha_constraints "$venv" "$(ha_oldest)"
+  cp "$venv/ha_constraints.$ha.txt" "$venv/ha_constraints.txt"
   set +o pipefail
-  "$VENV/bin/python" -m pip install -q --progress-bar off -c "$VENV/ha_constraints.txt" -r "$ROOT/requirements_test.txt" 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
+  "$venv/bin/python" -m pip install -q --progress-bar off -c "$venv/ha_constraints.txt" -r "$reqs" 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
   pip_rc=${PIPESTATUS[0]}
   set -o pipefail
   [ "$pip_rc" -eq 0 ] || { echo "bootstrap: pip install failed ($pip_rc)" >&2; exit "$pip_rc"; }
-  stamp_of > "$VENV/.stamp"
-fi
+  echo "$stamp" > "$venv/.stamp"
+  echo "bootstrap: $venv built in $((SECONDS - t0)) s" >&2
+}
+
+ensure_venv "$VENV" "$ROOT/requirements_test.txt" "$HA_VERSION"
 PY="$VENV/bin/python"
 export PY
