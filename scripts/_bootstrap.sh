@@ -67,12 +67,14 @@ safe_rm() { # rm -rf a sid root, refusing while anything is mounted inside it
   rm -rf --one-file-system "$1"
 }
 
+sid_root_ready() { # $1: where; true if a root of this recipe is complete there
+  [ -f "$1/.microgrid-ready" ] && [ "$(cat "$1/.microgrid-ready")" = "$SID_RECIPE_VERSION $SID_PACKAGES" ]
+}
+
 ensure_sid_root() { # $1: where; builds it if missing or made from another recipe
   local sid="$1" stamp tmp mirror t0
   stamp="$SID_RECIPE_VERSION $SID_PACKAGES"
-  if [ -f "$sid/.microgrid-ready" ] && [ "$(cat "$sid/.microgrid-ready")" = "$stamp" ]; then
-    return 0
-  fi
+  sid_root_ready "$sid" && return 0
   if ! command -v mmdebstrap >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
       echo "bootstrap: installing mmdebstrap (host package, to build the Python 3.14 root)" >&2
@@ -113,11 +115,17 @@ run_in_sid_root() { # re-execute the calling script inside the sid root; never r
   sid="$cache/py314-root"
   mkdir -p "$cache"
   lock="$cache/py314-root.lock"
-  # fd 9: exclusive while building, then shared for as long as this run (and its children) live,
-  # so a rebuild never swaps the root under a running test or demo.
+  # fd 9: shared for as long as this run (and its children) live, so runs overlap freely and
+  # a rebuild (exclusive) never swaps the root under a running test or demo; exclusive only
+  # while building.
   exec 9>"$lock"
-  flock -x 9
-  ensure_sid_root "$sid" || exit 1
+  flock -s 9
+  if ! sid_root_ready "$sid"; then
+    flock -u 9
+    flock -x -n 9 || { echo "bootstrap: waiting for the runs using $sid to end" >&2; flock -x 9; }
+    ensure_sid_root "$sid" || exit 1
+    flock -s 9
+  fi
   # Refreshed on every entry (atomically: another run may be reading them): the host's CA bundle
   # (pip and HA need it; the host may add its own CAs), resolver and hosts.
   for f in /etc/ssl/certs/ca-certificates.crt /etc/resolv.conf /etc/hosts; do
@@ -127,7 +135,6 @@ run_in_sid_root() { # re-execute the calling script inside the sid root; never r
     fi
   done
   mkdir -p "$sid$ROOT"
-  flock -s 9
   script="$ROOT/scripts/$(basename "$0")"
   cwd="$PWD"
   case "$cwd" in "$ROOT" | "$ROOT"/*) ;; *) cwd="$ROOT" ;; esac
@@ -195,6 +202,13 @@ ensure_venv() {
   if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
     return 0
   fi
+  # One builder at a time per venv (two overlapping first runs in one checkout).
+  exec 8>"$venv.lock"
+  flock -x 8
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    flock -u 8
+    return 0
+  fi
   echo "bootstrap: building $venv with $PYBASE (Python ${pyver%% *}, Home Assistant $ha)" >&2
   # A venv of another Python (the old 3.13 one, or a host one vs the sid root) is rebuilt.
   if [ -e "$venv" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null)" != "$pyver" ]; then
@@ -213,6 +227,7 @@ ensure_venv() {
   set -o pipefail
   [ "$pip_rc" -eq 0 ] || { echo "bootstrap: pip install failed ($pip_rc)" >&2; exit "$pip_rc"; }
   echo "$stamp" > "$venv/.stamp"
+  flock -u 8
   echo "bootstrap: $venv built in $((SECONDS - t0)) s" >&2
 }
 

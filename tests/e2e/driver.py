@@ -158,6 +158,10 @@ async def checks(result: dict[str, Any], integration_dir: Path) -> None:
         admin_token = await client.login(username=ADMIN[0], password=ADMIN[1])
         household_token = await client.login(username=HOUSEHOLD[0], password=HOUSEHOLD[1])
         async with client.websocket(admin_token) as admin, client.websocket(household_token) as hh:
+            # the demo confirmed its http: settings, so HA will not revert and restart in 5 min
+            http_config = await admin.call("http/config")
+            result["http_pending"] = http_config.get("pending")
+            result["http_revert_at"] = http_config.get("revert_at")
             me = await hh.call("auth/current_user")
             result["household_is_admin"] = me["is_admin"]
             entries = await admin.call("config_entries/get")
