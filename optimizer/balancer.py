@@ -2,8 +2,9 @@
 
 Running zones are kept by priority (admin overrides, then class, smaller loads first) while
 they fit under `margin` x limit; the rest are shed at once (a safety change). A zone that is
-off starts only when the load would stay under `restore_margin` x limit and its min off time
-has passed, so the gap between the two margins stops relays flapping. A higher class may take
+off starts only when the load would stay under `restore_margin` x limit (under `margin` x limit
+when the day plan starts it now) and its min off time has passed, so the gap between the two
+margins stops relays flapping. A higher class may take
 the place of lower-class running zones whose min on time has passed. Critical zones are never
 shed here.
 """
@@ -106,7 +107,10 @@ def balance(
 
     for zone_id in sorted(starting, key=lambda z: _keep_key(by_id[z], out[z], load[z])):
         zone, decision = by_id[zone_id], out[zone_id]
-        room_w = cap_w if decision.forced else restore_cap_w
+        # The day plan already weighed this start (class order, energy, switching): it may use
+        # the room up to the shed margin, as the plan counted on; the lower restore margin is
+        # hysteresis for starts nobody planned.
+        room_w = cap_w if decision.forced or zone_id in planned else restore_cap_w
         if not decision.forced:
             on_s, off_s = min_times_s(zone, thresholds)
             hold = timer_hold(now=now, state=state[zone_id], min_on_s=on_s, min_off_s=off_s)

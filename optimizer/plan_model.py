@@ -33,6 +33,8 @@ CLASS_WEIGHT_PER_WH = {
 # at most 4.8e-4 of a Wh: it can make a plan serve at most that share less of a class in order to
 # serve it earlier, and it is far too small to move energy between classes (weights 1e2 apart).
 EARLY_SERVICE_DISCOUNT_PER_H = 1e-5
+# A zone forecast to draw at most this (W) in a slot draws nothing: the plan does not shed it.
+NO_DRAW_W = 1.0
 
 
 def service_weight(slot_index, slot_h: float):
@@ -152,6 +154,37 @@ class DeferrableJob:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EndReserve:
+    """What the plan leaves in the battery at the horizon's end, and why.
+
+    Energy left at the end is worth what the hours past the horizon need: enough to carry the
+    critical and semi-critical zones through them (the next night) at a pessimistic forecast,
+    no more. Past the horizon the forecast is its own last day again; pessimistic means PV at
+    `pv_share` of it and those zones drawing `demand_factor` times it (the forecast's spread:
+    a cloudy day's PV is about half the expected, a cold night's load a fifth above it). The
+    energy is a floor on the horizon's last slot for the non-critical and deferrable tiers only:
+    critical and semi-critical zones may always use it (serving them now beats keeping it for
+    them later), the lower classes may not take it from them. `fixed_wh` replaces the rule with
+    a number; `hours=0` turns it off (drain to the reserve bands).
+    """
+
+    hours: float = 24.0
+    pv_share: float = 0.5
+    demand_factor: float = 1.2
+    fixed_wh: float | None = None
+
+    def __post_init__(self) -> None:
+        """Check the factors are physical."""
+        _finite_nonneg(self.hours, "end_reserve hours")
+        _require(self.hours <= 48, f"end_reserve hours must be <= 48, got {self.hours}")
+        _finite_nonneg(self.pv_share, "end_reserve pv_share")
+        _require(self.pv_share <= 1, f"end_reserve pv_share must be <= 1, got {self.pv_share}")
+        _finite_nonneg(self.demand_factor, "end_reserve demand_factor")
+        if self.fixed_wh is not None:
+            _finite_nonneg(self.fixed_wh, "end_reserve fixed_wh")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PlanInput:
     """Everything the day planner needs; forecasts are per slot from `now` (slot 0)."""
 
@@ -169,6 +202,8 @@ class PlanInput:
     horizon_slots: int = 288
     switch_cost: float = 0.5  # objective units per relay switch (1 unit = 1 deferrable Wh)
     emergency_pct: float = 10.0  # at or above it the plan keeps critical zones on
+    # what the lower classes must leave at the horizon's end for the higher ones after it
+    end_reserve: EndReserve = field(default_factory=EndReserve)
 
     def __post_init__(self) -> None:
         """Validate shapes and numbers once, so the planner never meets bad data."""
@@ -270,11 +305,30 @@ class Plan:
         return index if 0 <= index < len(self.slot_start) else None
 
     def planned_on_at(self, now: datetime) -> dict[str, bool] | None:
-        """The planned zone states for the slot holding `now`; None past the horizon."""
+        """The planned zone states for the slot holding `now`; None past the horizon.
+
+        A zone planned off while the plan expects it to draw nothing in the slot is left out:
+        shedding it saves no energy, so the plan has no reason to hold it off, and the rules
+        (a street light's schedule, a household's request) decide. Without this, street
+        lights seen drawing 0 W at dawn were planned off for the whole next night. Deferrable
+        zones with a job keep the plan's word: their energy is the job's, not `demand_w`'s.
+        """
         index = self.slot_index(now)
         if index is None:
             return None
-        return {zone_id: states[index] for zone_id, states in self.zone_on.items()}
+        job_zones = {job.zone_id for job in self.jobs}
+        return {
+            zone_id: states[index]
+            for zone_id, states in self.zone_on.items()
+            if states[index] or zone_id in job_zones or self._expects_draw(zone_id, index)
+        }
+
+    def _expects_draw(self, zone_id: str, index: int) -> bool:
+        """True unless the plan's demand forecast for the zone in this slot is (about) zero."""
+        row = self.demand_w.get(zone_id)
+        if row is None or index >= len(row):
+            return True  # no forecast kept: trust the plan's state
+        return row[index] > NO_DRAW_W
 
     def planned_w_at(self, now: datetime) -> dict[str, float] | None:
         """What each zone planned on in the slot holding `now` is expected to draw."""

@@ -69,6 +69,12 @@ def physics_of(inp: PlanInput) -> Physics:
 
 def step_energy_wh(energy_wh, load_w, pv_w, phys: Physics):
     """Stored energy after one slot with this load and PV (surplus charges, capped; no limits)."""
+    if np.ndim(load_w) == 0 and np.ndim(pv_w) == 0:  # one load: one branch (the DP's hot path)
+        net = float(load_w) - float(pv_w)
+        if net >= 0.0:
+            return energy_wh - net * phys.slot_h / phys.discharge_eff
+        gain_wh = min(-net, phys.max_charge_w) * phys.charge_eff * phys.slot_h
+        return np.minimum(phys.capacity_wh, energy_wh + gain_wh)
     net_w = np.asarray(load_w, dtype=float) - pv_w
     discharged = energy_wh - np.maximum(net_w, 0.0) * phys.slot_h / phys.discharge_eff
     charge_w = np.minimum(np.maximum(-net_w, 0.0), phys.max_charge_w)
@@ -100,13 +106,46 @@ def min_end_energy_wh(
     return np.minimum(target, phys.capacity_wh)
 
 
+def carry_wh(load_w: np.ndarray, floor_wh: np.ndarray, pv_w: np.ndarray, phys: Physics) -> float:
+    """The least stored energy now that carries a load profile while keeping a floor per slot."""
+    if len(load_w) == 0:
+        return 0.0
+    target = min_end_energy_wh(load_w, floor_wh, pv_w, phys)
+    return float(np.max(need_start_wh(target[0], float(load_w[0]), float(pv_w[0]), phys)))
+
+
+def end_reserve_wh(inp: PlanInput, demand: Mapping[str, np.ndarray], pv: np.ndarray) -> float:
+    """The stored energy the lower tiers must leave at the horizon's end (see EndReserve)."""
+    rule = inp.end_reserve
+    phys = physics_of(inp)
+    if rule.fixed_wh is not None:
+        return min(rule.fixed_wh, phys.capacity_wh)
+    n_after = round(rule.hours * 60 / inp.slot_minutes)
+    if n_after <= 0:
+        return 0.0
+    n_slots = inp.horizon_slots
+    per_day = 24 * 60 // inp.slot_minutes
+    day = min(per_day, n_slots)  # past the horizon, its last day repeats
+    src = n_slots - day + np.arange(n_after) % day
+    reserve = inp.battery.reserve
+    load = np.zeros(n_after)
+    floor = np.full(n_after, reserve.critical_pct / 100.0 * phys.capacity_wh)
+    for zone in inp.zones:
+        if zone.priority not in (PriorityClass.CRITICAL, PriorityClass.SEMI_CRITICAL):
+            continue
+        row = demand[zone.zone_id][src] * rule.demand_factor
+        load += row
+        band_wh = reserve.pct_for(zone.priority) / 100.0 * phys.capacity_wh
+        floor = np.where(row > 0, np.maximum(floor, band_wh), floor)
+    return min(carry_wh(load, floor, pv[src] * rule.pv_share, phys), phys.capacity_wh)
+
+
 def _grids(target: np.ndarray, energy0_wh: float, phys: Physics, points: int) -> list[np.ndarray]:
     """The energy grid per slot start: slot 0 is the state now, slot t >= 1 spans [floor, full]."""
-    grids = [np.array([energy0_wh])]
-    for t in range(1, len(target) + 1):
-        lo = min(target[t - 1], phys.capacity_wh)
-        grids.append(np.linspace(lo, phys.capacity_wh, points))
-    return grids
+    lo = np.minimum(np.asarray(target, dtype=float), phys.capacity_wh)[:, None]
+    rows = lo + (phys.capacity_wh - lo) * np.linspace(0.0, 1.0, points)[None, :]
+    rows[:, -1] = phys.capacity_wh
+    return [np.array([energy0_wh]), *rows]
 
 
 def plan_levels(
@@ -201,7 +240,7 @@ def _weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     span = grid[-1] - grid[0]
     if span <= _EPS_WH:
         return np.zeros(x.shape, dtype=int), np.zeros(x.shape)
-    pos = np.clip((x - grid[0]) / span * (n - 1), 0.0, n - 1.0)
+    pos = np.minimum(np.maximum((x - grid[0]) * ((n - 1) / span), 0.0), n - 1.0)
     idx = np.minimum(pos.astype(int), n - 2)
     return idx, pos - idx
 
@@ -210,6 +249,31 @@ def _at(values: np.ndarray, idx: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Rows of `values` (modes, N) interpolated at the same points for every row."""
     left = values[:, idx]
     return left + (values[:, idx + 1] - left) * frac
+
+
+def need_start_wh(required_end_wh, load_w, pv_w, phys: Physics):
+    """The least stored energy at a slot's start that leaves `required_end_wh` at its end
+    (inf when even a full battery cannot: a surplus slot ends at most full)."""
+    required = np.asarray(required_end_wh, dtype=float)
+    net_w = load_w - pv_w
+    if net_w >= 0:
+        return required + net_w * phys.slot_h / phys.discharge_eff
+    charge_wh = min(-net_w, phys.max_charge_w) * phys.charge_eff * phys.slot_h
+    return np.where(
+        required <= phys.capacity_wh + _EPS_WH, np.maximum(0.0, required - charge_wh), np.inf
+    )
+
+
+def _extend_below(values: np.ndarray, grid: np.ndarray, least_wh: np.ndarray) -> np.ndarray:
+    """Rows of values with the grid points under each row's least feasible energy set to the
+    row's value at its first feasible point, so interpolation near the threshold is never
+    poisoned by an infeasible neighbour (feasibility is then the exact `least_wh` test)."""
+    feasible = (grid[None, :] >= least_wh[:, None] - _EPS_WH) & (values > _NEG / 2)
+    first = np.argmax(feasible, axis=1)
+    fill = values[np.arange(len(values)), first]
+    out = np.where(feasible, values, fill[:, None])
+    out[~feasible.any(axis=1)] = _NEG
+    return out
 
 
 def plan_job(
@@ -223,48 +287,69 @@ def plan_job(
     phys: Physics,
     points: int = GRID_POINTS,
 ) -> np.ndarray:
-    """The slots one job runs in (a DP over stored energy x run slots done, within its window)."""
+    """The slots one job runs in (a DP over stored energy x run slots done, within its window).
+
+    Next to each value row the DP keeps the exact least energy from which that mode can still
+    go on (`least`): a state is feasible by that test, not by interpolated values, because a
+    grid point just under the threshold would drag the interpolated value of a feasible state
+    towards "infeasible" (hypothesis found a job left out that way).
+    """
     n_runs = len(shape.run_wh)
     window = np.flatnonzero(shape.allowed)
     if len(window) == 0 or (not shape.splittable and not shape.start_slots.any()):
         return np.array([], dtype=int)
     first, end = int(window[0]), int(window[-1]) + 1
     run_w = shape.run_wh / phys.slot_h
+    mode_w = np.concatenate((np.full(n_runs - 1, run_w[0]), [run_w[-1]]))  # power of next run
     grids = _grids(target_wh, energy0_wh, phys, points)
     # After the window nothing more can run and the envelope keeps the rest feasible: value 0.
     values: dict[int, np.ndarray] = {end: np.zeros((n_runs + 1, points))}
+    least: dict[int, np.ndarray] = {end: np.zeros(n_runs + 1)}
     gain = np.concatenate((shape.run_wh, [0.0]))[:, None]  # energy of the next run, per mode
+
+    modes = np.arange(n_runs + 1)
+    # a running non-splittable job cannot pause
+    may_wait = shape.splittable | (modes == 0) | (modes == n_runs)
+    running = modes < n_runs
+    started = running & (modes > 0)
+
+    def may_run(t: int) -> np.ndarray:
+        if not shape.allowed[t]:
+            return np.zeros(n_runs + 1, dtype=bool)
+        return running if shape.splittable or shape.start_slots[t] else started
+
     for t in range(end - 1, max(first, 1) - 1, -1):
-        grid, v_next = grids[t], values[t + 1]
+        grid, v_next, l_next = grids[t], values[t + 1], least[t + 1]
+        wait_need = np.where(
+            may_wait,
+            need_start_wh(np.maximum(target_wh[t], l_next), fixed_load_w[t], pv_w[t], phys),
+            np.inf,
+        )
         wait_e = step_energy_wh(grid, fixed_load_w[t], pv_w[t], phys)
         idx, frac = _weights(wait_e, grids[t + 1])
-        wait_v = np.where(wait_e >= target_wh[t] - _EPS_WH, _at(v_next, idx, frac), _NEG)
-        if not shape.splittable:
-            wait_v[1:n_runs] = _NEG  # a running non-splittable job cannot pause
-        best = wait_v
-        if shape.allowed[t]:
-            run_v = np.full_like(wait_v, _NEG)
-            for powers, rows in (
-                (run_w[0], slice(0, n_runs - 1)),
-                (run_w[-1], slice(n_runs - 1, n_runs)),
-            ):
-                if rows.start == rows.stop:
-                    continue
-                total = fixed_load_w[t] + powers
-                run_e = step_energy_wh(grid, total, pv_w[t], phys)
-                ok = (
-                    bool(power_ok(total, pv_w[t], phys))
-                    & (run_e >= target_wh[t] - _EPS_WH)
-                    & (run_e >= reserve_wh - _EPS_WH)
-                )
-                r_idx, r_frac = _weights(run_e, grids[t + 1])
-                nxt_rows = slice(rows.start + 1, rows.stop + 1)
-                cont = _at(v_next[nxt_rows], r_idx, r_frac)
-                run_v[rows] = np.where(ok[None, :], gain[rows] + cont, _NEG)
-            if not shape.splittable and not shape.start_slots[t]:
-                run_v[0] = _NEG
-            best = np.maximum(wait_v, run_v)
-        values[t] = best
+        wait_ok = grid[None, :] >= wait_need[:, None] - _EPS_WH
+        wait_v = np.where(wait_ok, _at(v_next, idx, frac), _NEG)
+        run_need = np.full(n_runs + 1, np.inf)
+        run_v = np.full_like(wait_v, _NEG)
+        runnable = may_run(t)
+        # modes 0..n-2 run at full power, the last run at what is left: one step per power
+        for span in (modes[:-2], modes[-2:-1]):
+            group = span[runnable[span]]
+            if len(group) == 0:
+                continue
+            total = fixed_load_w[t] + mode_w[group[0]]
+            if not bool(power_ok(total, pv_w[t], phys)):
+                continue
+            end_need = np.maximum(max(target_wh[t], reserve_wh), l_next[group + 1])
+            run_need[group] = need_start_wh(end_need, total, pv_w[t], phys)
+            run_e = step_energy_wh(grid, total, pv_w[t], phys)
+            r_idx, r_frac = _weights(run_e, grids[t + 1])
+            cont = _at(v_next[group + 1], r_idx, r_frac)
+            run_v[group] = np.where(
+                grid[None, :] >= run_need[group][:, None] - _EPS_WH, gain[group] + cont, _NEG
+            )
+        least[t] = np.minimum(wait_need, run_need)
+        values[t] = _extend_below(np.maximum(wait_v, run_v), grid, least[t])
     runs: list[int] = []
     energy = energy0_wh
     for t in range(first):
@@ -273,23 +358,20 @@ def plan_job(
     for t in range(first, end):
         if mode >= n_runs:
             break
+        grid, l_next = grids[t + 1], least[t + 1]
         wait_e = float(step_energy_wh(energy, fixed_load_w[t], pv_w[t], phys))
-        v_next = values[t + 1][mode]
-        grid = grids[t + 1]
         wait_q = (
-            float(np.interp(wait_e, grid, v_next))
-            if wait_e >= target_wh[t] - _EPS_WH and (shape.splittable or mode == 0)
+            float(np.interp(wait_e, grid, values[t + 1][mode]))
+            if may_wait[mode] and wait_e >= max(target_wh[t], l_next[mode]) - _EPS_WH
             else _NEG
         )
         run_q = _NEG
-        can_start = shape.splittable or mode > 0 or bool(shape.start_slots[t])
-        if shape.allowed[t] and can_start:
-            total = fixed_load_w[t] + run_w[mode]
+        if may_run(t)[mode]:
+            total = fixed_load_w[t] + mode_w[mode]
             run_e = float(step_energy_wh(energy, total, pv_w[t], phys))
             if (
                 bool(power_ok(total, pv_w[t], phys))
-                and run_e >= target_wh[t] - _EPS_WH
-                and run_e >= reserve_wh - _EPS_WH
+                and run_e >= max(target_wh[t], reserve_wh, l_next[mode + 1]) - _EPS_WH
             ):
                 run_q = shape.run_wh[mode] + float(np.interp(run_e, grid, values[t + 1][mode + 1]))
         if run_q > _NEG / 2 and run_q >= wait_q - _TIE:
@@ -474,6 +556,21 @@ def count_switches(zone_on: Mapping[str, np.ndarray], relay_on: Mapping[str, boo
     )
 
 
+def _end_floor_wh(
+    floor_wh: float,
+    end_wh: float,
+    *,
+    fixed_load_w: np.ndarray,
+    pv_w: np.ndarray,
+    energy0_wh: float,
+    phys: Physics,
+) -> float:
+    """The last slot's floor with the end reserve, as far as the tiers above leave it reachable
+    (a floor their own plan cannot keep would leave the lower tier no feasible state)."""
+    reachable = float(trajectory_wh(fixed_load_w, pv_w, energy0_wh, phys)[-1])
+    return max(floor_wh, min(end_wh, reachable))
+
+
 def plan(inp: PlanInput) -> Plan:
     """The best day plan for the input; never "infeasible": what cannot be met is in `unmet`."""
     phys = physics_of(inp)
@@ -488,6 +585,7 @@ def plan(inp: PlanInput) -> Plan:
     served = dict.fromkeys(CLASS_ORDER, 0.0)
     wanted = dict.fromkeys(CLASS_ORDER, 0.0)
     unmet: list[str] = []
+    end_wh = end_reserve_wh(inp, demand, pv)
 
     for priority in CLASS_ORDER[:3]:
         zones = _fill_order([z for z in inp.zones if z.priority is priority], demand)
@@ -495,6 +593,15 @@ def plan(inp: PlanInput) -> Plan:
             continue
         reserve_wh = inp.battery.reserve.pct_for(priority) / 100.0 * phys.capacity_wh
         levels = _levels(zones, demand, n_slots)
+        if priority is PriorityClass.NON_CRITICAL:  # the lower tiers leave the end reserve
+            floor_end[-1] = _end_floor_wh(
+                floor_end[-1],
+                end_wh,
+                fixed_load_w=fixed_load,
+                pv_w=pv,
+                energy0_wh=energy0,
+                phys=phys,
+            )
         target = min_end_energy_wh(fixed_load, floor_end, pv, phys)
         force = (
             inp.emergency_pct / 100.0 * phys.capacity_wh
@@ -549,6 +656,9 @@ def plan(inp: PlanInput) -> Plan:
                 if short > 0.5:
                     unmet.append(f"critical {zone.zone_id}: {short:.0f} Wh unserved")
 
+    floor_end[-1] = _end_floor_wh(
+        floor_end[-1], end_wh, fixed_load_w=fixed_load, pv_w=pv, energy0_wh=energy0, phys=phys
+    )
     job_plans, job_load, job_floor = _plan_jobs(
         inp,
         phys=phys,

@@ -25,6 +25,7 @@ from .plan_model import (
     MAX_HORIZON_SLOTS,
     Battery,
     DeferrableJob,
+    EndReserve,
     PlanInput,
     ReserveBands,
 )
@@ -51,6 +52,7 @@ class Scenario:
     history_days: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
     switch_cost: float = 0.5
+    end_reserve: EndReserve = field(default_factory=EndReserve)
 
     @property
     def slots_per_day(self) -> int:
@@ -128,6 +130,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
             history_days=int(data.get("history_days", 0)),
             thresholds=Thresholds(**data.get("thresholds", {})),
             switch_cost=float(data.get("switch_cost", 0.5)),
+            end_reserve=EndReserve(**data.get("end_reserve", {})),
         )
     except KeyError as err:
         raise ValueError(f"scenario is missing {err.args[0]!r}") from err
@@ -195,6 +198,12 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "min_off_s": s.thresholds.min_off_s,
         },
         "switch_cost": s.switch_cost,
+        "end_reserve": {
+            "hours": s.end_reserve.hours,
+            "pv_share": s.end_reserve.pv_share,
+            "demand_factor": s.end_reserve.demand_factor,
+            "fixed_wh": s.end_reserve.fixed_wh,
+        },
     }
 
 
@@ -315,6 +324,7 @@ def _plan_input(
         horizon_slots=horizon,
         switch_cost=s.switch_cost,
         emergency_pct=s.thresholds.emergency_pct,
+        end_reserve=s.end_reserve,
     )
 
 

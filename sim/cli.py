@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .fleet import Fleet
+from .fleet import FALLBACK_AFTER_S, Fleet
 from .rtdb import RTDBServer, is_loopback
 from .site import DEMO_NAMESPACE, DEMO_SITE, DEMO_SOC_PCT
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--speed", type=_positive, default=1.0, help="simulated clock speed-up")
         p.add_argument("--soc", type=_soc, default=DEMO_SOC_PCT, help="initial SoC %%")
         p.add_argument("--report-interval", type=_positive, default=5.0, help="seconds")
-        p.add_argument("--fallback-after", type=_positive, default=180.0, help="seconds")
+        p.add_argument("--fallback-after", type=_positive, default=FALLBACK_AFTER_S, help="seconds")
         p.add_argument("--sim-start", type=_instant, default=None, help="simulated start instant")
         p.add_argument(
             "--tz", type=_time_zone, default=UTC, help="the site's time zone (sun and load shapes)"

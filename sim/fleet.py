@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 import json
 import logging
+import math
 import random
 import time
 from typing import Any
@@ -36,6 +37,18 @@ FAULT_STUCK = "stuck"
 FAULT_OVERLOAD = "overload"
 FAULTS = (FAULT_OFFLINE, FAULT_STUCK, FAULT_OVERLOAD)
 OVERLOAD_FACTOR = 2.0
+# Without a valid command for this long a board applies its local safe state
+# (= custom_components.microgrid.const.BOARD_FALLBACK_AFTER; the integration's heartbeat fits in
+# it twice with room for retries).
+FALLBACK_AFTER_S = 600.0
+# Integration seqs are max(last + 1, now in ms). A board with a set clock accepts a seq up to its
+# clock plus SEQ_SKEW_MS (= const.CLOCK_SKEW_TOLERANCE); without one, up to SEQ_WINDOW_MS past
+# the last accepted seq. So a far-future seq cannot make it refuse the integration's commands as
+# replays for longer than that. Not max() of the two: accepted seqs could then climb W at a time.
+SEQ_SKEW_MS = 600_000
+SEQ_WINDOW_MS = 600_000
+# A wall clock before 2024-01-01 was never set (no SNTP yet): it bounds nothing.
+CLOCK_SET_AFTER_S = 1_704_067_200
 
 # Local safe state: the least SoC at which a class keeps its relay ON without commands.
 FALLBACK_MIN_SOC_PCT: Mapping[str, float] = {
@@ -55,6 +68,7 @@ class Reject(StrEnum):
     MISMATCH = "mismatch"
     EXPIRED = "expired"
     REPLAY = "replay"
+    SEQ_WINDOW = "seq_window"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,7 +128,16 @@ def verify_command(
         return Verdict(reject=Reject.EXPIRED)
     if last_seq is not None and seq <= last_seq:
         return Verdict(reject=Reject.REPLAY)
+    if seq > seq_ceiling(last_seq, now_s):
+        return Verdict(reject=Reject.SEQ_WINDOW)
     return Verdict(on=command == "ON", seq=seq)
+
+
+def seq_ceiling(last_seq: int | None, now_s: float) -> float:
+    """The largest seq a board accepts now (inf: neither a set clock nor a last seq bounds it)."""
+    if now_s >= CLOCK_SET_AFTER_S:
+        return now_s * 1000 + SEQ_SKEW_MS
+    return math.inf if last_seq is None else last_seq + SEQ_WINDOW_MS
 
 
 def fallback_relay(priority: str, soc_pct: float) -> bool:
@@ -180,7 +203,7 @@ class Board:
         token: str | None = "owner",
         secret: str | None = None,
         report_interval_s: float = 5.0,
-        fallback_after_s: float = 180.0,
+        fallback_after_s: float = FALLBACK_AFTER_S,
         stream_timeout_s: float = 90.0,
         initial_relay: bool | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -434,7 +457,7 @@ class Fleet:
         speed: float = 1.0,
         soc_pct: float = DEMO_SOC_PCT,
         report_interval_s: float = 5.0,
-        fallback_after_s: float = 180.0,
+        fallback_after_s: float = FALLBACK_AFTER_S,
         stream_timeout_s: float = 90.0,
         token: str | None = "owner",
         sim_start: datetime | None = None,

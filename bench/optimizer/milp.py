@@ -86,8 +86,18 @@ class _Builder:
         return index
 
 
-def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) -> MilpResult:
-    """Solve the plan exactly (lexicographic by class) within a time limit for all stages."""
+def solve_milp(
+    inp: PlanInput,
+    *,
+    time_limit_s: float = 60.0,
+    threads: int = 1,
+    end_energy_min_wh: float | None = None,
+) -> MilpResult:
+    """Solve the plan exactly (lexicographic by class) within a time limit for all stages.
+
+    `end_energy_min_wh`: the stored energy the plan must leave at the horizon's end (None: free,
+    so the plan drains to whatever the reserve bands allow).
+    """
     started = time.perf_counter()
     bat = inp.battery
     n_slots, dt = inp.horizon_slots, inp.slot_h
@@ -186,6 +196,8 @@ def solve_milp(inp: PlanInput, *, time_limit_s: float = 60.0, threads: int = 1) 
             b.row(cols, vals, energy0, energy0)
         else:
             b.row([*cols, energy[t - 1]], [*vals, -1.0], 0.0, 0.0)
+    if end_energy_min_wh is not None:
+        b.row([energy[n_slots - 1]], [1.0], min(end_energy_min_wh, cap), math.inf)
     for t, col, reserve_wh in reserve_terms:
         b.row([energy[t], col], [1.0, -reserve_wh], 0.0, math.inf)
     _force_critical(inp, b, on_cols, energy, pv)

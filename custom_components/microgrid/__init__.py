@@ -147,7 +147,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
 
 
 async def _async_reload_on_change(hass: HomeAssistant, entry: MicrogridConfigEntry) -> None:
-    """Options or subentries changed: reload so every layer sees one configuration."""
+    """Options or subentries changed: audit changed options, then reload so every layer sees
+    one configuration."""
+    entry.runtime_data.audit.note_options(entry.options)
     hass.config_entries.async_schedule_reload(entry.entry_id)
 
 

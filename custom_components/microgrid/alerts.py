@@ -26,7 +26,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import config_validation as cv, selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -41,8 +41,17 @@ import voluptuous as vol
 from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
 from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
 from .firebase import FirebaseError
+from .learning import EVENT_ANOMALY
 from .optimizer.model import PriorityClass, Thresholds
-from .permissions import Actor, async_actor, households_of
+from .permissions import (
+    Actor,
+    BadRequest,
+    async_admin,
+    async_site_caller,
+    households_of,
+    refusal,
+)
+from .storage import BoundedSave
 
 if TYPE_CHECKING:
     from .coordinator import MicrogridCoordinator
@@ -119,6 +128,7 @@ class AlertType(StrEnum):
     BATTERY_CRITICAL = "battery_critical"
     CRITICAL_ZONE_FAILURE = "critical_zone_failure"
     COMMAND_FAILED = "command_failed"
+    BOARD_OUTLIER = "board_outlier"
     CUSTOM = "custom"
 
 
@@ -154,6 +164,7 @@ class Alert:
     source: str = "system"  # "system" or the HA user id who sent it
     source_name: str = "Microgrid"
     zone_id: str | None = None
+    household: str | None = None  # a message sent to one household
     soc_pct: float | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
@@ -198,6 +209,7 @@ class Alert:
             source=str(raw.get("source", "system")),
             source_name=str(raw.get("source_name", "Microgrid")),
             zone_id=raw.get("zone_id"),
+            household=raw.get("household"),
             soc_pct=raw.get("soc_pct"),
             acknowledged_at=when("acknowledged_at"),
             acknowledged_by=raw.get("acknowledged_by"),
@@ -412,6 +424,25 @@ def zone_failure_cause(zone: ZoneSnapshot) -> str | None:
         return "offline"
     if zone.relay_on is False:
         return "relay_off"
+    return None
+
+
+# Site-wide emergencies: only an admin may say someone is on them.
+ADMIN_ACK_ONLY: Final = frozenset(
+    {AlertType.BATTERY_EMERGENCY, AlertType.BATTERY_CRITICAL, AlertType.CRITICAL_ZONE_FAILURE}
+)
+
+
+def acknowledge_refusal(
+    alert: Alert, household: str | None, actor: Actor, households: frozenset[str]
+) -> str | None:
+    """Why this caller may not acknowledge this alert (a translation key), or None."""
+    if actor.is_admin:
+        return None
+    if alert.alert_type in ADMIN_ACK_ONLY:
+        return "acknowledge_admin_only"
+    if household is None or household not in households:
+        return "acknowledge_not_your_household"
     return None
 
 
@@ -721,6 +752,7 @@ class AlertManager:
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.alerts"
         )
+        self._saver = BoundedSave(self._store, self._data_to_save, SAVE_DELAY_S)
         self.notification = PersistentNotificationChannel(hass, entry.entry_id)
         self._event = EventEntityChannel(hass, entry.entry_id)
         self._extra: list[_AddedChannel] = []
@@ -754,6 +786,7 @@ class AlertManager:
         entry.async_on_unload(
             self.hass.bus.async_listen(EVENT_COMMAND_FAILED, self._async_on_command_failed)
         )
+        entry.async_on_unload(self.hass.bus.async_listen(EVENT_ANOMALY, self._async_on_anomaly))
         entry.async_on_unload(self.async_stop)
         self._async_on_update()
 
@@ -762,7 +795,7 @@ class AlertManager:
         for cancel in self._timers.values():
             cancel()
         self._timers.clear()
-        await self._store.async_save(self._data_to_save())
+        await self._saver.async_flush()
 
     @callback
     def _data_to_save(self) -> dict[str, Any]:
@@ -775,8 +808,8 @@ class AlertManager:
 
     @callback
     def _save_soon(self) -> None:
-        """Persist within a few seconds."""
-        self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
+        """Persist within SAVE_DELAY_S of the first unsaved change."""
+        self._saver.schedule()
 
     # ---- watching the site -------------------------------------------------------------------
 
@@ -848,6 +881,31 @@ class AlertManager:
         self._save_soon()
 
     @callback
+    def _async_on_anomaly(self, event: Event) -> None:
+        """A board flagged for disagreeing with the others about the shared battery."""
+        data = event.data
+        if data.get("entry_id") != self.entry.entry_id or data.get("type") != "battery_outlier":
+            return
+        zone_id = str(data.get("zone"))
+        zone = self.coordinator.site.zone(zone_id)
+        detail = data.get("detail") or {}
+
+        def pct(value: Any) -> str:
+            return "?" if not isinstance(value, int | float) else f"{value:.0f}"
+
+        self.async_raise(
+            AlertType.BOARD_OUTLIER,
+            Severity.WARNING,
+            now=dt_util.utcnow(),
+            zone_id=zone_id,
+            placeholders={
+                "zone": zone.name if zone else zone_id,
+                "board_soc": pct(detail.get("board_soc_pct")),
+                "site_soc": pct(detail.get("site_soc_pct")),
+            },
+        )
+
+    @callback
     def _async_on_command_failed(self, event: Event) -> None:
         """A board never confirmed a command (the command writer gave up retrying)."""
         if event.data.get("entry_id") != self.entry.entry_id:
@@ -900,6 +958,7 @@ class AlertManager:
         message: str | None = None,
         title: str | None = None,
         zone_id: str | None = None,
+        household: str | None = None,
         soc_pct: float | None = None,
         actor: Actor | None = None,
         extra_targets: Iterable[str] = (),
@@ -916,6 +975,7 @@ class AlertManager:
             source=actor.audit_id if actor else "system",
             source_name=actor.name if actor else "Microgrid",
             zone_id=zone_id,
+            household=household,
             soc_pct=soc_pct,
         )
         self.alerts.append(alert)
@@ -1129,14 +1189,29 @@ class AlertManager:
         """An alert by id."""
         return next((a for a in self.alerts if a.alert_id == alert_id), None)
 
+    def household_of(self, alert: Alert) -> str | None:
+        """The household an alert is about: the one it was sent to, or its zone's."""
+        if alert.household is not None or alert.zone_id is None:
+            return alert.household
+        zone = self.coordinator.site.zone(alert.zone_id)
+        return zone.household if zone else None
+
+    def acknowledge_refusal(self, alert: Alert, actor: Actor) -> str | None:
+        """Why this caller may not acknowledge this alert, or None."""
+        households = households_of(self.coordinator.site, actor.user_id)
+        return acknowledge_refusal(alert, self.household_of(alert), actor, households)
+
     @callback
     def async_acknowledge(self, alert_ids: Iterable[str] | None, actor: Actor) -> list[Alert]:
-        """Acknowledge alerts (None: every open one); stops their escalation; records who."""
+        """Acknowledge the open alerts this caller may (None: all of those); stops their
+        escalation; records who."""
         now = dt_util.utcnow()
         wanted = None if alert_ids is None else set(alert_ids)
         done: list[Alert] = []
         for alert in list(self.alerts):
             if (wanted is not None and alert.alert_id not in wanted) or not alert.open:
+                continue
+            if self.acknowledge_refusal(alert, actor) is not None:
                 continue
             self._cancel_timer(alert.alert_id)
             acked = replace(
@@ -1314,14 +1389,14 @@ def _manager(call: ServiceCall) -> AlertManager:
     entry_id: str = call.data[ATTR_CONFIG_ENTRY]
     entry = call.hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
+        raise BadRequest(
             translation_domain=DOMAIN,
             translation_key="invalid_config_entry",
             translation_placeholders={"config_entry": entry_id},
         )
     manager = call.hass.data.get(DATA_ALERTS, {}).get(entry_id)
     if entry.state is not ConfigEntryState.LOADED or manager is None:
-        raise ServiceValidationError(
+        raise BadRequest(
             translation_domain=DOMAIN,
             translation_key="unloaded_config_entry",
             translation_placeholders={"config_entry": entry.title},
@@ -1330,26 +1405,27 @@ def _manager(call: ServiceCall) -> AlertManager:
 
 
 async def _async_site_user(call: ServiceCall, manager: AlertManager) -> Actor:
-    """The caller, who must be a user of this site."""
-    actor = await async_actor(call.hass, call.context)
+    """The caller (rate-limited unless an admin), who must be a user of this site."""
+    request = f"{DOMAIN}.{call.service}"
+    actor = await async_site_caller(call.hass, manager.entry, call.context, request=request)
     if not manager.is_site_user(actor):
-        raise Unauthorized(context=call.context, permission="site_user")
+        raise refusal(manager.entry, actor, "not_site_user", request=request, context=call.context)
     return actor
 
 
 async def _async_send_alert(call: ServiceCall) -> ServiceResponse:
     """An admin's message to the site's notify targets and/or a household's members."""
-    actor = await async_actor(call.hass, call.context)
-    if not actor.is_admin:
-        raise Unauthorized(context=call.context, permission="admin")
     manager = _manager(call)
+    actor = await async_admin(
+        call.hass, manager.entry, call.context, request=f"{DOMAIN}.{call.service}"
+    )
     members: tuple[str, ...] = ()
     household: str | None = call.data.get(ATTR_HOUSEHOLD)
     if household is not None:
         households = manager.coordinator.site.households
         name = next((h for h in households if h.casefold() == household.casefold()), None)
         if name is None:
-            raise ServiceValidationError(
+            raise BadRequest(
                 translation_domain=DOMAIN,
                 translation_key="unknown_household",
                 translation_placeholders={"household": household},
@@ -1362,6 +1438,7 @@ async def _async_send_alert(call: ServiceCall) -> ServiceResponse:
         now=dt_util.utcnow(),
         message=call.data[ATTR_MESSAGE],
         title=call.data.get(ATTR_TITLE),
+        household=household,
         actor=actor,
         extra_targets=members,
         site_targets=call.data[ATTR_SITE_TARGETS],
@@ -1391,14 +1468,31 @@ async def _async_acknowledge_alert(call: ServiceCall) -> ServiceResponse:
     manager = _manager(call)
     actor = await _async_site_user(call, manager)
     ids: list[str] | None = call.data.get(ATTR_ALERT_ID)
-    if ids is not None:
-        for alert_id in ids:
-            if manager.get(alert_id) is None:
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="unknown_alert",
-                    translation_placeholders={"alert_id": alert_id},
-                )
+    targets: list[Alert] = []
+    for alert_id in ids or ():
+        if (alert := manager.get(alert_id)) is None:
+            raise BadRequest(
+                translation_domain=DOMAIN,
+                translation_key="unknown_alert",
+                translation_placeholders={"alert_id": alert_id},
+            )
+        targets.append(alert)
+    if ids is None:  # every open alert; refused only when the caller may take none of them
+        open_alerts = [a for a in manager.alerts if a.open]
+        if any(manager.acknowledge_refusal(a, actor) is None for a in open_alerts):
+            open_alerts = []
+        targets = open_alerts
+    for alert in targets:
+        if (reason := manager.acknowledge_refusal(alert, actor)) is not None:
+            raise refusal(
+                manager.entry,
+                actor,
+                reason,
+                {"title": alert.title},
+                request=f"{DOMAIN}.{call.service}",
+                zone_id=alert.zone_id,
+                alert_id=alert.alert_id,
+            )
     done = manager.async_acknowledge(ids, actor)
     return {"acknowledged": [a.alert_id for a in done], "count": len(done)}
 

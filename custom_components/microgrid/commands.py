@@ -8,6 +8,7 @@ import random
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 
 from .const import (
     ACK_TIMEOUT,
@@ -57,6 +58,9 @@ class CommandWriter:
         self._rng = rng or random.Random()
         self.pending: dict[str, PendingCommand] = {}
         self.last_write: dict[str, datetime] = {}
+        # After a failed write: when to write again, and how many failed in a row.
+        self.retry_at: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
         self.failed: set[str] = set()
         self.writes = 0
         self.write_errors = 0
@@ -78,9 +82,9 @@ class CommandWriter:
                     self._acknowledged(zone_id)
                     pend = None
                 if pend is None:
-                    last = self.last_write.get(zone_id)
-                    if last is None or now - last >= HEARTBEAT_INTERVAL:
-                        self._send(now, zone_id, on, "heartbeat" if last else reason, attempts=1)
+                    if self._heartbeat_due(now, zone_id):
+                        first = zone_id not in self.last_write
+                        self._send(now, zone_id, on, reason if first else "heartbeat", attempts=1)
                     continue
             if pend is None or pend.on != on:
                 self._send(now, zone_id, on, reason, attempts=1)
@@ -90,6 +94,14 @@ class CommandWriter:
             if online.get(zone_id) and pend.attempts >= COMMAND_MAX_ATTEMPTS:
                 self._failed(zone_id, pend)
             self._send(now, zone_id, on, pend.reason, attempts=pend.attempts + 1, first=pend)
+
+    def _heartbeat_due(self, now: datetime, zone_id: str) -> bool:
+        """Never written, a heartbeat interval since the last write, or a failed write to retry."""
+        last = self.last_write.get(zone_id)
+        if last is None or now - last >= HEARTBEAT_INTERVAL:
+            return True
+        retry = self.retry_at.get(zone_id)
+        return retry is not None and now >= retry
 
     @callback
     def _send(
@@ -131,9 +143,16 @@ class CommandWriter:
             await self._link.async_put(f"{PATH_COMMANDS}/{zone_id}", record)
         except FirebaseError as err:
             self.write_errors += 1
+            # An acknowledged zone has no pending command to retry: the heartbeat path must,
+            # or one failed write costs a whole interval of the board's fallback margin.
+            failures = self._failures.get(zone_id, 0) + 1
+            self._failures[zone_id] = failures
+            self.retry_at[zone_id] = dt_util.utcnow() + retry_delay(failures, self._rng)
             LOGGER.warning("Writing the command for %s failed (will retry): %s", zone_id, err)
         else:
             self.writes += 1
+            self._failures.pop(zone_id, None)
+            self.retry_at.pop(zone_id, None)
         finally:
             self.in_flight -= 1
 

@@ -77,6 +77,8 @@ from .const import (
     CONF_NOMINAL_VOLTAGE_V,
     CONF_POWER_LIMIT_W,
     CONF_PRIORITY,
+    CONF_RATE_LIMIT_BURST,
+    CONF_RATE_LIMIT_PER_MINUTE,
     CONF_RATED_W,
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
@@ -86,6 +88,8 @@ from .const import (
     CONTROL_MODE_AUTO,
     CONTROL_MODE_MONITOR,
     DEFAULT_OPTIONS,
+    DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
     DOMAIN,
     LOGGER,
     PATH_SENSORS,
@@ -193,6 +197,10 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional(CONF_FCM_TOKENS): TextSelector(
             TextSelectorConfig(multiple=True, autocomplete="off")
         ),
+        vol.Optional(CONF_RATE_LIMIT_BURST): _number("calls", minimum=1, maximum=1000),
+        vol.Optional(CONF_RATE_LIMIT_PER_MINUTE): _number(
+            "calls/min", minimum=0.1, maximum=600, step=0.1
+        ),
         vol.Optional(CONF_TEMPERATURE_ENTITY): EntitySelector(
             EntitySelectorConfig(
                 filter=[
@@ -203,6 +211,9 @@ OPTIONS_SCHEMA = vol.Schema(
         ),
     }
 )
+
+
+_RATE_LIMITS = {CONF_RATE_LIMIT_BURST: int, CONF_RATE_LIMIT_PER_MINUTE: float}
 
 
 def site_unique_id(database_url: str) -> str:
@@ -614,10 +625,17 @@ class MicrogridOptionsFlow(OptionsFlow):
                     CONF_MIN_ON_S: int(user_input[CONF_MIN_ON_S]),
                     CONF_MIN_OFF_S: int(user_input[CONF_MIN_OFF_S]),
                     CONF_ESCALATION_MINUTES: int(user_input[CONF_ESCALATION_MINUTES]),
+                    **{
+                        key: convert(user_input[key])
+                        for key, convert in _RATE_LIMITS.items()
+                        if key in user_input  # absent: the default applies
+                    },
                 }
                 return self.async_create_entry(data=options)
         current = {
             CONF_ESCALATION_MINUTES: DEFAULT_ESCALATION_MINUTES,
+            CONF_RATE_LIMIT_BURST: DEFAULT_RATE_LIMIT_BURST,
+            CONF_RATE_LIMIT_PER_MINUTE: DEFAULT_RATE_LIMIT_PER_MINUTE,
             **DEFAULT_OPTIONS,
             **{k: v for k, v in self.config_entry.options.items() if k != CONF_TWILIO_AUTH_TOKEN},
         }

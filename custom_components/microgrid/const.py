@@ -47,6 +47,13 @@ CONTROL_MODE_AUTO: Final = "auto"  # write relay commands
 # Outdoor temperature for the demand forecast: a weather entity or a temperature sensor.
 CONF_TEMPERATURE_ENTITY: Final = "temperature_entity"
 
+# Per-user rate limit on household control and on the actions of users who are not admins
+# (token bucket: a burst, then so many a minute). Admins and automations are not limited.
+CONF_RATE_LIMIT_BURST: Final = "rate_limit_burst"
+CONF_RATE_LIMIT_PER_MINUTE: Final = "rate_limit_per_minute"
+DEFAULT_RATE_LIMIT_BURST: Final = 10
+DEFAULT_RATE_LIMIT_PER_MINUTE: Final = 6.0
+
 DEFAULT_OPTIONS: Final = {
     CONF_CONSERVATION_PCT: 20.0,
     CONF_EMERGENCY_PCT: 10.0,
@@ -63,8 +70,19 @@ PATH_COMMANDS: Final = "commands"
 
 # Timing.
 STALE_AFTER: Final = timedelta(minutes=2)  # a board silent this long is offline
-HEARTBEAT_INTERVAL: Final = timedelta(seconds=60)  # re-send the current command this often
-COMMAND_TTL: Final = timedelta(seconds=120)  # a command's `expires`
+# A board clock may be off by this much (a record stamped further ahead is rejected).
+CLOCK_SKEW_TOLERANCE: Final = timedelta(minutes=10)
+# A board that hears no valid command this long falls back on its own (README: Device protocol;
+# = sim.fleet.FALLBACK_AFTER_S).
+BOARD_FALLBACK_AFTER: Final = timedelta(minutes=10)
+# Re-send the current command this often: one heartbeat may be lost outright and the next may
+# need two retries (20 s + 40 s, +20 % jitter), each write up to a 5 s tick late, and it still
+# lands before the fallback: 2 x 240 + 72 + 3 x 5 = 567 s < 600 s. Idle: 86,400 / 240 = 360
+# writes per zone and day (the old 60 s heartbeat: 1,440).
+HEARTBEAT_INTERVAL: Final = timedelta(minutes=4)
+# A command's `expires`: the standing command stays valid until the next heartbeat (+ one tick
+# and a first retry), so a board that reconnects or reboots in between can still accept it.
+COMMAND_TTL: Final = timedelta(minutes=5)
 ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within this
 
 # Events (for automations and the logbook).
@@ -76,4 +94,6 @@ EVENT_COMMAND_FAILED: Final = "microgrid_command_failed"
 COMMAND_MAX_ATTEMPTS: Final = 5  # then a repair issue and an event; retries go on at the cap
 COMMAND_BACKOFF_MAX: Final = timedelta(minutes=5)
 TICK_INTERVAL: Final = timedelta(seconds=5)  # ack timeouts, retries, heartbeats, staleness
-POLL_INTERVAL: Final = timedelta(seconds=30)  # REST poll only while the stream is down
+# REST poll only while the stream is down: readings (and the emergency crossing) are seen at
+# most this late; ~1 KB a request, only during an outage.
+POLL_INTERVAL: Final = timedelta(seconds=10)

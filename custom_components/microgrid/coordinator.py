@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import replace
@@ -22,6 +23,7 @@ from homeassistant.util import dt as dt_util
 from .audit import AuditLog
 from .commands import CommandWriter
 from .const import (
+    CLOCK_SKEW_TOLERANCE,
     DOMAIN,
     EVENT_BAND_CHANGED,
     LOGGER,
@@ -31,18 +33,29 @@ from .const import (
     TICK_INTERVAL,
 )
 from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
-from .learning import MLManager, temperature_c
-from .models import SiteConfig, SiteSnapshot, ZoneSnapshot
+from .learning import EVENT_ANOMALY, MLManager, temperature_c
+from .models import MLView, SiteConfig, SiteSnapshot, ZoneSnapshot
 from .optimizer.dispatch import DispatchInput, dispatch
+from .optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
 from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
+from .optimizer.policy import band_for
 from .planning import PlanManager
 from .protocol import BoardReading, InvalidReading, parse_board_record
+from .storage import BoundedSave
 
 STORAGE_VERSION = 1
+# The state is written at most this long after its first unsaved change, however often
+# readings arrive (a power cut loses at most this much of the energy counters).
 STATE_SAVE_DELAY_S = 30
-# A board clock may be off; a record whose own timestamp is older than this is stale even when
-# it just arrived (the stream's opening snapshot replays records of long-dead boards).
-CLOCK_SKEW_TOLERANCE = timedelta(minutes=10)
+# Readings are decided at most this often (a burst of writes is coalesced, latest record per
+# board wins); a reading that lowers the operating band is decided at once.
+DECIDE_INTERVAL_S = 0.25
+# A board is flagged as an outlier once this many of its records in a row, over at least this
+# long, disagree with the fused battery (a record or two behind a genuine change is no fault).
+OUTLIER_AFTER_RECORDS = 2
+OUTLIER_AFTER = timedelta(seconds=30)
+MAX_UNKNOWN_ZONES_KEPT = 100
+_BAND_SEVERITY = {Band.EMERGENCY: 0, Band.CONSERVATION: 1, Band.NORMAL: 2}
 # Energy is integrated only across gaps shorter than this; a longer gap is unknown, not zero.
 MAX_INTEGRATION_GAP_S = 600.0
 MAX_REJECTIONS_KEPT = 50
@@ -69,7 +82,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {site.site_name}",
-            update_interval=POLL_INTERVAL,
+            # No scheduled refresh: the stream pushes, and the coordinator runs its own REST
+            # poll while the stream is down (DataUpdateCoordinator's poll is pushed back by
+            # every pushed update, so it never fired while the 5 s tick ran).
+            update_interval=None,
             always_update=True,
         )
         self.site = site
@@ -86,12 +102,24 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self.recent_rejections: deque[dict[str, Any]] = deque(maxlen=MAX_REJECTIONS_KEPT)
         self.unknown_zones: set[str] = set()
         self.stream_cancelled: str | None = None
+        self.battery: FusedBattery | None = None
+        self.outliers: dict[str, str] = {}  # flagged boards: zone -> why
+        # zone -> (its last disagreeing record's arrival, how many in a row, since when)
+        self._outlier_records: dict[str, tuple[datetime, int, datetime]] = {}
+        self.polls = 0
+        self.poll_errors = 0
+        self._poll_failures_in_row = 0
+        self._poll_task: asyncio.Task[None] | None = None
+        self._decide_handle: asyncio.TimerHandle | None = None
+        self._last_decided = -math.inf  # loop time
+        self.decisions = 0
         self._seq = 0
         self._last_site_integration: datetime | None = None
         self._last_site_power: tuple[float, float] | None = None  # (solar W, load W)
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
         )
+        self._saver = BoundedSave(self._store, self._state_to_save, STATE_SAVE_DELAY_S)
         self._day_base: dict[str, tuple[date, float]] = {}
         self.planner = PlanManager(hass, self)
         self.ml = MLManager(hass, self)
@@ -149,13 +177,14 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
 
     @callback
     def _save_soon(self) -> None:
-        """Persist within a few seconds."""
-        self._store.async_delay_save(self._state_to_save, STATE_SAVE_DELAY_S)
+        """Persist within STATE_SAVE_DELAY_S of the first unsaved change."""
+        self._saver.schedule()
 
     async def async_shutdown(self) -> None:
         """Flush state on unload and at stop."""
+        self._cancel_decide()
         await super().async_shutdown()
-        await self._store.async_save(self._state_to_save())
+        await self._saver.async_flush()
 
     @callback
     def _next_seq(self, now: datetime) -> int:
@@ -180,6 +209,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             lambda coro: entry.async_create_background_task(self.hass, coro, f"{DOMAIN} stream")
         )
         entry.async_on_unload(async_track_time_interval(self.hass, self._async_tick, TICK_INTERVAL))
+        entry.async_on_unload(
+            async_track_time_interval(self.hass, self._async_poll_tick, POLL_INTERVAL)
+        )
+        entry.async_on_unload(self._cancel_decide)
         self.planner.async_start()
         self.ml.async_start()
         entry.async_create_background_task(
@@ -187,7 +220,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
 
     async def _async_update_data(self) -> SiteSnapshot:
-        """Poll sensors/ over REST: at setup, and only while the stream is down."""
+        """Read sensors/ over REST at setup (a refresh asked for later keeps the last data)."""
+        if self.data is not None:
+            await self._async_poll()
+            return self._evaluate(dt_util.utcnow())
         try:
             raw = await self.link.async_get(PATH_SENSORS)
         except FirebaseAuthError as err:
@@ -202,37 +238,117 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             ) from err
         mirror = raw if isinstance(raw, dict) else {}
         now = dt_util.utcnow()
-        self._ingest(now, mirror, set(mirror) | set(self.readings))
+        self._ingest(now, mirror, set(mirror))
         return self._evaluate(now)
+
+    # ---- the REST poll while the stream is down ------------------------------------------
+
+    @callback
+    def _async_poll_tick(self, _now: datetime) -> None:
+        """Every POLL_INTERVAL: poll while the stream is down."""
+        if not self.link.connected:
+            self._poll_now()
+
+    @property
+    def polling(self) -> bool:
+        """True while a REST poll is on its way."""
+        return self._poll_task is not None and not self._poll_task.done()
+
+    @callback
+    def _poll_now(self) -> None:
+        """Start a poll unless one is running."""
+        if self.polling:
+            return
+        self._poll_task = self.config_entry.async_create_background_task(
+            self.hass, self._async_poll(), f"{DOMAIN} poll"
+        )
+
+    async def _async_poll(self) -> None:
+        """Read sensors/ once and decide; a failure keeps the last good data (never raises)."""
+        self.polls += 1
+        try:
+            raw = await self.link.async_get(PATH_SENSORS)
+        except FirebaseError as err:
+            self.poll_errors += 1
+            self._poll_failures_in_row += 1
+            log = LOGGER.warning if self._poll_failures_in_row == 1 else LOGGER.debug
+            log("Polling the sensors of %s failed: %s", self.site.site_name, err)
+            if isinstance(err, FirebaseAuthError):
+                self.config_entry.async_start_reauth(self.hass)
+            return
+        if self._poll_failures_in_row:
+            LOGGER.info("Polling the sensors of %s works again", self.site.site_name)
+        self._poll_failures_in_row = 0
+        mirror = raw if isinstance(raw, dict) else {}
+        self._ingest(dt_util.utcnow(), mirror, set(mirror))
+        if self.data is not None:
+            self._decide_now()
+
+    # ---- deciding and publishing ---------------------------------------------------------
+
+    @callback
+    def _publish(self, snapshot: SiteSnapshot) -> None:
+        """Hand a snapshot to the entities (no refresh scheduling, unlike set_updated_data)."""
+        self.data = snapshot
+        self.last_update_success = True
+        self.async_update_listeners()
+
+    @callback
+    def _decide_now(self) -> None:
+        """Decide on everything known now and publish it."""
+        self._cancel_decide()
+        self._last_decided = self.hass.loop.time()
+        self.decisions += 1
+        self._publish(self._evaluate(dt_util.utcnow()))
+
+    @callback
+    def _decide_soon(self) -> None:
+        """Decide on the next loop turn, or DECIDE_INTERVAL_S after the last decision."""
+        if self._decide_handle is not None:
+            return  # already due: it will see this reading too
+        loop = self.hass.loop
+        delay = max(0.0, self._last_decided + DECIDE_INTERVAL_S - loop.time())
+        self._decide_handle = loop.call_later(delay, self._decide_now)
+
+    @callback
+    def _cancel_decide(self) -> None:
+        """Drop a decision that is due (it is made now, or the entry unloads)."""
+        if self._decide_handle is not None:
+            self._decide_handle.cancel()
+            self._decide_handle = None
 
     # ---- stream callbacks ----------------------------------------------------------------
 
     @callback
     def on_data(self, mirror: dict[str, Any], keys: set[str]) -> None:
-        """Every stream event: ingest the changed boards and decide at once."""
+        """Every stream event: keep the changed records; decide soon, or now on a band drop."""
         now = dt_util.utcnow()
-        self._ingest(now, mirror, keys)
-        self.async_set_updated_data(self._evaluate(now))
+        changed = self._ingest(now, mirror, keys)
+        if self.data is None:
+            return  # the first refresh decides
+        if self._lowers_band(now, changed):
+            self._decide_now()
+        else:
+            self._decide_soon()
 
     @callback
     def on_connection(self, up: bool) -> None:
-        """No polling while the stream is up; poll (and refresh now) when it drops."""
+        """Stream up: clear a cancel repair. Down: poll now, and every POLL_INTERVAL."""
         if up:
-            self.update_interval = None
             if self.stream_cancelled:
                 self.stream_cancelled = None
                 ir.async_delete_issue(self.hass, DOMAIN, self._cancel_issue_id)
         else:
-            self.update_interval = POLL_INTERVAL
-            self.hass.async_create_task(self.async_request_refresh())
+            self._poll_now()
         if self.data is not None:
-            self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+            self._decide_now()
 
     @callback
     def on_cancel(self, reason: str) -> None:
-        """The database cancelled the stream (rules changed): raise a repair issue."""
+        """The database cancelled the stream (rules changed): a repair issue until it is back."""
+        if self.stream_cancelled is None:
+            LOGGER.error("Firebase cancelled the sensors stream: %s", reason)
         self.stream_cancelled = reason or "cancel"
-        LOGGER.error("Firebase cancelled the sensors stream: %s", reason)
         ir.async_create_issue(
             self.hass,
             DOMAIN,
@@ -242,7 +358,6 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             translation_key="stream_cancelled",
             translation_placeholders={"site": self.site.site_name, "reason": reason or "-"},
         )
-        self.on_connection(False)
 
     @property
     def _cancel_issue_id(self) -> str:
@@ -254,19 +369,23 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         """Timers: overrides expire, boards go stale, commands retry and heartbeat."""
         if self.data is None:
             return
-        self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+        self._decide_now()
 
     # ---- ingest --------------------------------------------------------------------------
 
     @callback
-    def _ingest(self, now: datetime, mirror: dict[str, Any], keys: set[str]) -> None:
-        """Validate and keep the boards' records; reject bad ones with a logged reason."""
+    def _ingest(self, now: datetime, mirror: dict[str, Any], keys: set[str]) -> list[BoardReading]:
+        """Validate and keep the boards' records (rejecting bad ones with a logged reason);
+        return the new readings."""
+        changed: list[BoardReading] = []
         for zone_id in keys:
             raw = mirror.get(zone_id)
             if raw is None:
                 continue  # deleted node: keep the last good reading until it goes stale
             if self.site.zone(zone_id) is None:
                 if zone_id not in self.unknown_zones:
+                    if len(self.unknown_zones) >= MAX_UNKNOWN_ZONES_KEPT:
+                        continue  # a flood of made-up nodes must not grow memory
                     self.unknown_zones.add(zone_id)
                     LOGGER.warning(
                         "Board %s reports but is not a configured zone; add it as a zone",
@@ -278,8 +397,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             except InvalidReading as err:
                 self._reject(now, zone_id, err)
                 continue
-            self._accept(reading)
+            if self._accept(reading):
+                changed.append(reading)
         self._integrate_site(now)
+        return changed
 
     @callback
     def _reject(self, now: datetime, zone_id: str, err: InvalidReading) -> None:
@@ -295,12 +416,22 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
 
     @callback
-    def _accept(self, reading: BoardReading) -> None:
-        """Keep a valid reading: track relay changes and integrate the zone's energy."""
+    def _accept(self, reading: BoardReading) -> bool:
+        """Keep a valid reading: track relay changes and integrate the zone's energy.
+        False when it repeats the last one."""
         previous = self.readings.get(reading.zone_id)
         if previous is not None and replace(previous, received_at=reading.received_at) == reading:
             # A resync replays unchanged records: the same reading again is not a fresh one.
-            return
+            return False
+        if (
+            previous is not None
+            and previous.measured_at - CLOCK_SKEW_TOLERANCE
+            <= reading.measured_at
+            < previous.measured_at
+        ):
+            # Older than the board's last record: a poll answered after the stream moved on,
+            # or a replay. Far older is a board clock reset and goes through (staleness judges).
+            return False
         if previous is not None:
             if previous.relay_on != reading.relay_on:
                 self.relay_changed_at[reading.zone_id] = reading.received_at
@@ -309,6 +440,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 avg_w = (previous.output_power_w + reading.output_power_w) / 2
                 self._add_energy(f"zone:{reading.zone_id}", avg_w * dt_s / 3_600_000)
         self.readings[reading.zone_id] = reading
+        return True
 
     @callback
     def _add_energy(self, key: str, kwh: float) -> None:
@@ -320,7 +452,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     @callback
     def _integrate_site(self, now: datetime) -> None:
         """Integrate site solar and consumption energy between evaluations."""
-        _, solar_w, load_w = self._site_power(self._live(now))
+        solar_w, load_w = self._site_power(self._live(now))
         if solar_w is None or load_w is None:
             self._last_site_power = None
             self._last_site_integration = None
@@ -350,16 +482,119 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         """The records of the boards online now, by zone."""
         return {z: r for z, r in self.readings.items() if self.is_online(z, now)}
 
-    @staticmethod
-    def _site_power(
-        live: Mapping[str, BoardReading],
-    ) -> tuple[BoardReading | None, float | None, float | None]:
-        """(freshest record, solar W, load W) from the online boards' records. The freshest
-        record is the site battery as the boards see it."""
-        freshest = max(live.values(), key=lambda r: r.received_at, default=None)
+    def _site_power(self, live: Mapping[str, BoardReading]) -> tuple[float | None, float | None]:
+        """(solar W, load W): PV from the freshest board not flagged as an outlier (every
+        board sees the same panels), the load summed over the online zones."""
+        trusted = [r for z, r in live.items() if z not in self.outliers] or list(live.values())
+        freshest = max(trusted, key=lambda r: r.received_at, default=None)
         if freshest is None:
-            return None, None, None
-        return freshest, freshest.solar_w, sum(r.output_power_w for r in live.values())
+            return None, None
+        return freshest.solar_w, sum(r.output_power_w for r in live.values())
+
+    # ---- one battery, many boards --------------------------------------------------------
+
+    @property
+    def _fusion_limits(self) -> FusionLimits:
+        """The battery's physics for judging the boards: PV may charge it as hard as the
+        inverter discharges it, so twice the power limit bounds any real change."""
+        return FusionLimits(capacity_wh=self.site.capacity_wh, max_power_w=2 * self.site.limit_w())
+
+    def _fuse(self, now: datetime, live: Mapping[str, BoardReading]) -> FusedBattery | None:
+        """The shared battery as the online boards, taken together, see it."""
+        boards = [
+            BoardBattery(board=z, soc_pct=r.soc_pct, voltage_v=r.battery_voltage_v)
+            for z, r in live.items()
+        ]
+        return fuse(boards, self.battery, self._fusion_limits, now)
+
+    def _lowers_band(self, now: datetime, changed: list[BoardReading]) -> bool:
+        """True when these new records take the site to a lower band: decide on them at once."""
+        if self.band is None:
+            return True
+        if self.band is Band.EMERGENCY or not changed:
+            return False
+        thresholds = self.site.thresholds
+        if min(r.soc_pct for r in changed) >= max(
+            thresholds.conservation_pct, thresholds.emergency_pct
+        ):
+            return False  # no record below a threshold: the fused value cannot drop past one
+        battery = self._fuse(now, self._live(now))
+        if battery is None:
+            return False
+        band = band_for(battery.soc_pct, self.band, thresholds)
+        return _BAND_SEVERITY[band] < _BAND_SEVERITY[self.band]
+
+    @callback
+    def _track_outliers(
+        self, now: datetime, battery: FusedBattery | None, live: Mapping[str, BoardReading]
+    ) -> None:
+        """Flag a board whose records keep disagreeing with the fused battery (and unflag it
+        when it agrees again): logged, audited and fired as a `microgrid_anomaly` event."""
+        for zone_id, reading in live.items():
+            reason = battery.outliers.get(zone_id) if battery else None
+            if reason is None:
+                self._outlier_records.pop(zone_id, None)
+                if self.outliers.pop(zone_id, None) is not None:
+                    LOGGER.info("Board %s agrees with the others again", zone_id)
+                continue
+            seen_at, count, since = self._outlier_records.get(zone_id, (None, 0, now))
+            if seen_at != reading.received_at:
+                count += 1
+                self._outlier_records[zone_id] = (reading.received_at, count, since)
+            if (
+                count >= OUTLIER_AFTER_RECORDS
+                and now - since >= OUTLIER_AFTER
+                and zone_id not in self.outliers
+            ):
+                self._flag_outlier(now, zone_id, reason, reading, battery)
+
+    @callback
+    def _flag_outlier(
+        self,
+        now: datetime,
+        zone_id: str,
+        reason: str,
+        reading: BoardReading,
+        battery: FusedBattery | None,
+    ) -> None:
+        """A board the battery fusion ignores from now on until it agrees again."""
+        self.outliers[zone_id] = reason
+        site_soc = battery.soc_pct if battery else None
+        LOGGER.warning(
+            "Board %s disagrees with the other boards (%s: it says %.1f %%, the site %s %%); "
+            "its battery readings are ignored",
+            zone_id,
+            reason,
+            reading.soc_pct,
+            "?" if site_soc is None else f"{site_soc:.1f}",
+        )
+        self.hass.bus.async_fire(
+            EVENT_ANOMALY,
+            {
+                "entry_id": self.config_entry.entry_id,
+                "zone": zone_id,
+                "type": "battery_outlier",
+                "score": None,
+                "at": now.isoformat(),
+                "detail": {
+                    "reason": reason,
+                    "board_soc_pct": reading.soc_pct,
+                    "board_voltage_v": reading.battery_voltage_v,
+                    "site_soc_pct": site_soc,
+                },
+            },
+        )
+        self.audit.record(
+            now=now,
+            actor="system",
+            actor_name="Microgrid",
+            action="board_outlier",
+            zone_id=zone_id,
+            message=f"{self._zone_name(zone_id)}: battery readings ignored ({reason})",
+            reason=reason,
+            board_soc_pct=reading.soc_pct,
+            site_soc_pct=site_soc,
+        )
 
     # ---- decide --------------------------------------------------------------------------
 
@@ -368,8 +603,12 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         """Run the policy, greedy dispatch and balancer; reconcile commands; build the snapshot."""
         self._expire_overrides(now)
         live = self._live(now)
-        freshest, solar_w, load_w = self._site_power(live)
-        soc = freshest.soc_pct if freshest else math.nan
+        battery = self._fuse(now, live)
+        if battery is not None:
+            self.battery = battery  # kept while no board is fresh: the physics reference
+        self._track_outliers(now, battery, live)
+        solar_w, load_w = self._site_power(live)
+        soc = battery.soc_pct if battery else math.nan
         reading = SiteReading(
             soc_pct=soc,
             solar_w=solar_w or 0.0,
@@ -401,7 +640,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             )
         )
         # Without any fresh board the SoC is unknown: keep the last band rather than guess.
-        if freshest is not None:
+        if battery is not None:
             self._record_changes(now, decision, soc)
             band_changed = self.band is not None and self.band != decision.band
             self.band = decision.band
@@ -415,14 +654,14 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 },
             )
             self.planner.note_change(now, soc, band_changed)
-            self.ml.observe(now, self._ml_sample(live, freshest, solar_w, load_w))
+            self.ml.observe(now, self._ml_sample(live, battery, solar_w, load_w))
         self.decision = decision
         online = {z.zone_id: z.zone_id in live for z in self.site.zones}
         confirmed = {
             z.zone_id: (r.relay_on if (r := self.readings.get(z.zone_id)) else None)
             for z in self.site.zones
         }
-        if self.site.control_auto and freshest is not None:
+        if self.site.control_auto and battery is not None:
             self.commands.reconcile(
                 now,
                 {z: (d.on, d.reason) for z, d in decision.zones.items()},
@@ -432,7 +671,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         return self._snapshot(
             now,
             decision=decision,
-            freshest=freshest,
+            battery=battery,
             solar_w=solar_w,
             load_w=load_w,
             online=online,
@@ -442,14 +681,14 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def _ml_sample(
         self,
         live: Mapping[str, BoardReading],
-        freshest: BoardReading,
+        battery: FusedBattery,
         solar_w: float | None,
         load_w: float | None,
     ) -> dict[str, float | None]:
         """One sample for the learning history (online boards only)."""
         sample: dict[str, float | None] = {
-            "soc": freshest.soc_pct,
-            "voltage": freshest.battery_voltage_v,
+            "soc": battery.soc_pct,
+            "voltage": battery.voltage_v,
             "pv": solar_w,
             "load": load_w,
         }
@@ -533,7 +772,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         now: datetime,
         *,
         decision: Decision,
-        freshest: BoardReading | None,
+        battery: FusedBattery | None,
         solar_w: float | None,
         load_w: float | None,
         online: dict[str, bool],
@@ -554,11 +793,12 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 pending=self.commands.pending.get(zone.zone_id),
                 energy_kwh=self.energy_kwh.get(f"zone:{zone.zone_id}", 0.0),
             )
+        soc = battery.soc_pct if battery else None
         return SiteSnapshot(
             now=now,
             connected=self.link.connected,
-            soc_pct=freshest.soc_pct if freshest else None,
-            voltage_v=freshest.battery_voltage_v if freshest else None,
+            soc_pct=soc,
+            voltage_v=battery.voltage_v if battery else None,
             solar_w=solar_w,
             load_w=load_w,
             band=self.band,
@@ -566,9 +806,25 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             zones=zones,
             solar_energy_kwh=self.energy_kwh.get("site:solar", 0.0),
             consumption_energy_kwh=self.energy_kwh.get("site:consumption", 0.0),
-            ml=self.ml.view(now, freshest.soc_pct if freshest else None),
+            ml=self._ml_view(now, soc),
             **self._plan_view(),
         )
+
+    def _ml_view(self, now: datetime, soc: float | None) -> MLView:
+        """What the learning entities show, with flagged outlier boards as zone anomalies."""
+        view = self.ml.view(now, soc)
+        if not self.outliers:
+            return view
+        anomalies = dict(view.zone_anomalies)
+        for zone_id, reason in self.outliers.items():
+            found = anomalies.get(zone_id)
+            anomalies[zone_id] = {
+                **(found or {"score": None, "at": now.isoformat()}),
+                "type": "battery_outlier" if found is None else found["type"],
+                "types": [*(found or {}).get("types", []), "battery_outlier"],
+                "battery_outlier": reason,
+            }
+        return replace(view, zone_anomalies=anomalies)
 
     def _plan_view(self) -> dict[str, Any]:
         """What the plan sensors show."""
@@ -597,7 +853,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def async_plan_updated(self) -> None:
         """A new plan: decide again at once with it."""
         if self.data is not None:
-            self.async_set_updated_data(self._evaluate(dt_util.utcnow()))
+            self._decide_now()
 
     def energy_today_wh(self, zone_id: str, now: datetime) -> float:
         """A zone's energy since the first look today (local day)."""
@@ -632,7 +888,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             f"{'auto' if on is None else ('on' if on else 'off')}",
             on=on,
         )
-        self.async_set_updated_data(self._evaluate(now))
+        self._decide_now()
 
     @callback
     def async_set_override(
@@ -662,7 +918,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             reason=reason,
             expires=override.expires.isoformat(),
         )
-        self.async_set_updated_data(self._evaluate(now))
+        self._decide_now()
         return override
 
     @callback
@@ -680,7 +936,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             zone_id=zone_id,
             message=f"{actor_name} cleared the override of {self._zone_name(zone_id)}",
         )
-        self.async_set_updated_data(self._evaluate(now))
+        self._decide_now()
         return True
 
     def diagnostics(self) -> dict[str, Any]:
@@ -708,11 +964,23 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             "rejections": dict(self.rejections),
             "recent_rejections": list(self.recent_rejections),
             "unknown_zones": sorted(self.unknown_zones),
+            "battery": {
+                "soc_pct": self.battery.soc_pct if self.battery else None,
+                "voltage_v": self.battery.voltage_v if self.battery else None,
+                "boards": list(self.battery.boards) if self.battery else [],
+                "disagreeing": dict(self.battery.outliers) if self.battery else {},
+                "flagged_outliers": dict(self.outliers),
+            },
             "stream": {
                 "connected": self.link.connected,
                 "reconnects": self.link.reconnects,
+                "cancels": self.link.cancels,
+                "watchdog_s": self.link.watchdog_s,
                 "last_error": self.link.last_error,
                 "cancelled": self.stream_cancelled,
+                "polls": self.polls,
+                "poll_errors": self.poll_errors,
+                "decisions": self.decisions,
             },
             "commands": {
                 "pending": {z: p.as_dict() for z, p in self.commands.pending.items()},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import json
 import logging
 import random
 import re
+import statistics
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,6 +32,13 @@ _MAX_KEY_BYTES = 768
 _NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _FIREBASE_SUFFIXES = (".firebaseio.com", ".firebasedatabase.app")
+# Firebase sends a keep-alive every 30 s on an idle stream: silence for twice that is a stall.
+DEFAULT_READ_TIMEOUT_S = 60.0
+# The watchdog learns the server's keep-alive cadence (median of the last gaps between two
+# keep-alives) and fires after twice it, never sooner than this (loop jitter on a busy host).
+MIN_WATCHDOG_S = 1.0
+_CADENCE_GAPS = 5
+_MIN_GAP_S = 0.05  # two keep-alives read in one chunk say nothing about the cadence
 
 
 class FirebaseError(Exception):
@@ -49,7 +58,7 @@ class FirebaseInvalidURL(FirebaseError):
 
 
 class FirebaseStreamCancelled(FirebaseError):
-    """The server sent `cancel` on the stream (usually: rules deny the read)."""
+    """The server sent `cancel` on the stream (usually: rules deny the read); re-subscribed."""
 
 
 class FirebaseInvalidRequest(FirebaseError, ValueError):
@@ -380,7 +389,7 @@ class FirebaseLink:
         on_data: Callable[[dict[str, Any], set[str]], None],
         on_connection: Callable[[bool], None] = _noop_bool,
         on_cancel: Callable[[str], None] = _noop_str,
-        read_timeout_s: float = 90.0,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 120.0,
         rng: random.Random | None = None,
@@ -414,9 +423,11 @@ class FirebaseLink:
         self._reconnects = 0
         self._last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._cancelled = False
-        self._restart = asyncio.Event()
+        self._cancels = 0
+        self._keepalive_gaps: deque[float] = deque(maxlen=_CADENCE_GAPS)
+        self._last_keepalive: float | None = None  # loop time, this connection
         self._synced = False  # this connection delivered its opening snapshot
+        self._stalled_after_s = read_timeout_s
         self._malformed_logged = False
 
     # --- state ---------------------------------------------------------------------------------
@@ -440,6 +451,19 @@ class FirebaseLink:
     def last_error(self) -> str | None:
         """Return the most recent stream failure (kept after recovery, for diagnostics)."""
         return self._last_error
+
+    @property
+    def cancels(self) -> int:
+        """Return how many times the server cancelled the stream."""
+        return self._cancels
+
+    @property
+    def watchdog_s(self) -> float:
+        """Return how long the open stream may stay silent before it counts as stalled."""
+        if len(self._keepalive_gaps) < 2:
+            return self._read_timeout_s
+        cadence = statistics.median(self._keepalive_gaps)
+        return min(self._read_timeout_s, max(MIN_WATCHDOG_S, 2 * cadence))
 
     # --- REST ----------------------------------------------------------------------------------
 
@@ -564,8 +588,6 @@ class FirebaseLink:
         """Start the stream loop as a task made by the caller (HA: a background task)."""
         if self._task is not None and not self._task.done():
             return
-        self._cancelled = False
-        self._restart.clear()
         self._task = create_task(self._run())
 
     async def async_stop(self) -> None:
@@ -575,11 +597,6 @@ class FirebaseLink:
             task.cancel()
             await asyncio.wait([task])
         self._connected = False  # no on_connection: the owner is shutting down
-
-    def restart_stream(self) -> None:
-        """Resume a stream stopped by `cancel` (after the rules were fixed)."""
-        if self._cancelled:
-            self._restart.set()
 
     def _set_connected(self, up: bool) -> None:
         """Report connection transitions only."""
@@ -597,23 +614,22 @@ class FirebaseLink:
         return self._rng.uniform(0.0, ceiling)
 
     async def _run(self) -> None:
-        """Keep the stream open until stopped or cancelled by the server; never raises."""
+        """Keep the stream open until stopped, whatever the server does; never raises."""
         attempt = 0
         fast_auth_retry = True
         failures_in_row = 0
         while True:
-            if self._cancelled:
-                await self._restart.wait()
-                self._restart.clear()
-                self._cancelled = False
-                attempt, fast_auth_retry, failures_in_row = 0, True, 0
-            auth_failed = False
+            auth_failed = cancelled = False
             try:
                 await self._stream_once()
                 error = "stream closed by the server"
             except FirebaseStreamCancelled as err:
+                # Usually the rules deny the read. Re-subscribe with the growing backoff: the
+                # rules may be fixed at any time, and a cancel that comes back at once after
+                # each opening snapshot must not turn into a tight loop.
+                cancelled = True
                 self._stream_cancelled(str(err))
-                continue
+                error = f"cancelled by the server: {err}"
             except _AuthRejected as err:
                 self._auth.invalidate()
                 auth_failed = True
@@ -621,7 +637,7 @@ class FirebaseLink:
             except aiohttp.ConnectionTimeoutError:
                 error = "timed out connecting"
             except TimeoutError:
-                error = f"no data for {self._read_timeout_s:g} s (watchdog)"
+                error = f"stalled: no data for {self._stalled_after_s:g} s (watchdog)"
             except FirebaseError as err:
                 error = str(err)
             except aiohttp.ClientError as err:
@@ -629,7 +645,7 @@ class FirebaseLink:
             except Exception as err:  # the loop must survive anything
                 _LOGGER.exception("unexpected error in the %s stream", self._stream_path)
                 error = type(err).__name__
-            if self._synced:
+            if self._synced and not cancelled:
                 attempt, fast_auth_retry, failures_in_row = 0, True, 0
             self._last_error = error
             self._reconnects += 1
@@ -654,11 +670,9 @@ class FirebaseLink:
             _LOGGER.debug("Firebase stream of %s still down: %s", self._stream_path, error)
 
     def _stream_cancelled(self, reason: str) -> None:
-        """Stop streaming after a server `cancel` and tell the owner."""
+        """Report a server `cancel` to the owner; the loop re-subscribes after a backoff."""
         self._set_connected(False)
-        self._cancelled = True
-        self._last_error = f"cancelled by the server: {reason}"
-        _LOGGER.warning("Firebase cancelled the stream of %s: %s", self._stream_path, reason)
+        self._cancels += 1
         try:
             self._on_cancel(reason)
         except Exception:
@@ -668,6 +682,7 @@ class FirebaseLink:
         """Open the stream and apply events until it ends; raises why it ended."""
         self._synced = False
         self._malformed_logged = False
+        self._last_keepalive = None
         token = await self._auth.async_get_token()
         async with self._open(
             "GET",
@@ -688,7 +703,8 @@ class FirebaseLink:
                 raise FirebaseConnectionError(f"not an event stream ({resp.content_type})")
             decoder = SSEDecoder()
             while True:
-                async with asyncio.timeout(self._read_timeout_s):
+                self._stalled_after_s = self.watchdog_s
+                async with asyncio.timeout(self._stalled_after_s):
                     chunk = await resp.content.readany()
                 if not chunk:
                     return
@@ -703,8 +719,17 @@ class FirebaseLink:
             raise FirebaseStreamCancelled(_reason(event.data, "cancelled"))
         elif event.event == "auth_revoked":
             raise _AuthRejected(_reason(event.data, "credential revoked"))
-        elif event.event != "keep-alive":
+        elif event.event == "keep-alive":
+            self._keepalive()
+        else:
             _LOGGER.debug("ignoring SSE event %r", event.event)
+
+    def _keepalive(self) -> None:
+        """Learn the server's keep-alive cadence from the gap since the previous one."""
+        now = asyncio.get_running_loop().time()
+        if self._last_keepalive is not None and now - self._last_keepalive >= _MIN_GAP_S:
+            self._keepalive_gaps.append(now - self._last_keepalive)
+        self._last_keepalive = now
 
     def _apply(self, event: SSEEvent) -> None:
         """Apply a put/patch; a malformed one is logged and skipped."""

@@ -1,16 +1,57 @@
-"""Who may switch what: admins vs households, checked on the calling user of every action."""
+"""Who may switch what: admins vs households, checked (and rate-limited) on every caller."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
 
-from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+import voluptuous as vol
 
-from .const import DOMAIN
-from .models import SiteConfig
+from .const import (
+    CONF_RATE_LIMIT_BURST,
+    CONF_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DOMAIN,
+)
+from .models import MicrogridConfigEntry, SiteConfig
 from .optimizer.model import Band, PriorityClass, Zone
 from .optimizer.policy import household_may_set
+
+DATA_LIMITERS: HassKey[dict[str, RateLimiter]] = HassKey(f"{DOMAIN}_rate_limiters")
+RATE_LIMITED: Final = "rate_limited"
+
+
+class BadRequest(ServiceValidationError, vol.Invalid):
+    """A translated refusal or invalid request (HTTP 400).
+
+    Also a vol.Invalid because HA's REST service view answers only that (and ServiceNotFound)
+    with 400: any other error escapes it as a 500 with a logged traceback (HA 2025.4).
+    """
+
+
+class NotPermitted(Unauthorized, ServiceValidationError):
+    """Not for this user (HTTP 401), with a translated message.
+
+    Also a ServiceValidationError so the websocket API answers with the translated text
+    instead of logging an "Unexpected exception" traceback for a plain Unauthorized.
+    """
+
+    def __init__(
+        self, context: Context | None, key: str, placeholders: dict[str, str] | None = None
+    ) -> None:
+        """A refusal for the caller of `context`, with the translation key as permission."""
+        super().__init__(context=context, permission=key)
+        self.translation_domain = DOMAIN
+        self.translation_key = key
+        self.translation_placeholders = placeholders
+        self.generate_message = True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,7 +75,7 @@ async def async_actor(hass: HomeAssistant, context: Context | None) -> Actor:
         return Actor(user_id=None, name="Automation", is_admin=True)
     user = await hass.auth.async_get_user(user_id)
     if user is None:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="unknown_user")
+        raise BadRequest(translation_domain=DOMAIN, translation_key="unknown_user")
     return Actor(user_id=user.id, name=user.name or user.id, is_admin=user.is_admin)
 
 
@@ -45,31 +86,150 @@ def households_of(site: SiteConfig, user_id: str | None) -> frozenset[str]:
     return frozenset(name for name, members in site.households.items() if user_id in members)
 
 
-def check_zone_switch(
+def zone_switch_refusal(
     site: SiteConfig, actor: Actor, zone: Zone, band: Band | None, on: bool
-) -> None:
-    """Raise a translated error unless this caller may switch this zone now."""
-    placeholders = {"zone": zone.name}
+) -> str | None:
+    """Why this caller may not switch this zone now (a translation key), or None."""
     if not actor.is_admin and (
         zone.household is None or zone.household not in households_of(site, actor.user_id)
     ):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="not_your_zone",
-            translation_placeholders=placeholders,
-        )
+        return "not_your_zone"
     if zone.priority is PriorityClass.CRITICAL:
         if on:
-            return  # already forced on; nothing to ask
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="critical_zone" if not actor.is_admin else "critical_needs_override",
-            translation_placeholders=placeholders,
-        )
+            return None  # already forced on; nothing to ask
+        return "critical_zone" if not actor.is_admin else "critical_needs_override"
     allowed, reason = household_may_set(zone, band or Band.CONSERVATION, on)
-    if not allowed:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key=reason,
-            translation_placeholders=placeholders,
+    return None if allowed else reason
+
+
+# ---- rate limits -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimit:
+    """A token bucket's shape: `burst` calls at once, refilled at `per_minute`."""
+
+    burst: int = DEFAULT_RATE_LIMIT_BURST
+    per_minute: float = DEFAULT_RATE_LIMIT_PER_MINUTE
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RateLimit:
+        """From an entry's options (defaults when unset)."""
+        return cls(
+            burst=max(1, int(options.get(CONF_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST))),
+            per_minute=max(
+                0.1, float(options.get(CONF_RATE_LIMIT_PER_MINUTE, DEFAULT_RATE_LIMIT_PER_MINUTE))
+            ),
         )
+
+
+class RateLimiter:
+    """Per-user token buckets for one site."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        """Every user starts with a full bucket."""
+        self.limit = limit
+        self._buckets: dict[str, tuple[float, datetime]] = {}
+
+    def take(self, user_id: str, now: datetime) -> bool:
+        """Spend one token of this user's bucket; False when it is empty."""
+        tokens, at = self._buckets.get(user_id, (float(self.limit.burst), now))
+        refill = max((now - at).total_seconds(), 0.0) * self.limit.per_minute / 60
+        tokens = min(float(self.limit.burst), tokens + refill)
+        allowed = tokens >= 1
+        self._buckets[user_id] = (tokens - 1 if allowed else tokens, now)
+        return allowed
+
+    def spare(self, user_id: str) -> bool:
+        """Whether the user's bucket held another token at the last take."""
+        return self._buckets.get(user_id, (float(self.limit.burst), None))[0] >= 1
+
+
+def rate_limiter(hass: HomeAssistant, entry: MicrogridConfigEntry) -> RateLimiter:
+    """The site's limiter (made on first use with the entry's options; gone at unload)."""
+    limiters = hass.data.setdefault(DATA_LIMITERS, {})
+    if (limiter := limiters.get(entry.entry_id)) is None:
+        limiter = limiters[entry.entry_id] = RateLimiter(RateLimit.from_options(entry.options))
+
+        @callback
+        def _forget() -> None:
+            limiters.pop(entry.entry_id, None)
+
+        entry.async_on_unload(_forget)
+    return limiter
+
+
+async def async_site_caller(
+    hass: HomeAssistant,
+    entry: MicrogridConfigEntry,
+    context: Context | None,
+    *,
+    request: str,
+    zone_id: str | None = None,
+) -> Actor:
+    """The caller of a request on this site; users who are not admins are rate-limited.
+
+    Admins and automations are not limited: they can change the limits anyway, and a runaway
+    automation is the admin's to fix. A refused call is audited once per burst.
+    """
+    actor = await async_actor(hass, context)
+    if actor.is_admin:
+        return actor
+    audit = entry.runtime_data.audit
+    now = dt_util.utcnow()
+    limiter = rate_limiter(hass, entry)
+    if not limiter.take(actor.audit_id, now):
+        audit.record_rate_limited(
+            now=now, actor=actor.audit_id, actor_name=actor.name, request=request, zone_id=zone_id
+        )
+        raise BadRequest(
+            translation_domain=DOMAIN,
+            translation_key=RATE_LIMITED,
+            translation_placeholders={
+                "burst": str(limiter.limit.burst),
+                "per_minute": f"{limiter.limit.per_minute:g}",
+            },
+        )
+    if limiter.spare(actor.audit_id):
+        # A flood lets one call through per refill and stays one burst; the burst ends when
+        # the caller slowed down enough to have a token to spare (or after a quiet minute).
+        audit.end_burst(actor.audit_id, now)
+    return actor
+
+
+def refusal(
+    entry: MicrogridConfigEntry,
+    actor: Actor,
+    key: str,
+    placeholders: dict[str, str] | None = None,
+    *,
+    request: str,
+    zone_id: str | None = None,
+    context: Context | None = None,
+    **detail: Any,
+) -> BadRequest | NotPermitted:
+    """Audit a refusal; the error to raise (NotPermitted when a context is given)."""
+    entry.runtime_data.audit.record_refusal(
+        now=dt_util.utcnow(),
+        actor=actor.audit_id,
+        actor_name=actor.name,
+        reason=key,
+        request=request,
+        zone_id=zone_id,
+        **detail,
+    )
+    if context is not None:
+        return NotPermitted(context, key, placeholders)
+    return BadRequest(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+async def async_admin(
+    hass: HomeAssistant, entry: MicrogridConfigEntry, context: Context | None, *, request: str
+) -> Actor:
+    """The calling admin; anyone else is rate-limited, then refused (audited, 401)."""
+    actor = await async_site_caller(hass, entry, context, request=request)
+    if not actor.is_admin:
+        raise refusal(entry, actor, "admin_only", request=request, context=context)
+    return actor

@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 import math
+import reprlib
 from typing import Any
 
 import jwt
 
+from .const import CLOCK_SKEW_TOLERANCE
+
 # Physical plausibility bounds: a record outside them is rejected, not clamped.
 MAX_VOLTAGE_V = 100.0
 MAX_POWER_W = 100_000.0
+# What a board may say it is doing (= sim.fleet MODE_REMOTE, MODE_FALLBACK).
+BOARD_MODES = frozenset({"remote", "fallback"})
+# An ISO-8601 timestamp is at most 32 characters; anything longer is not one.
+MAX_TIMESTAMP_CHARS = 40
+# Board text reaches logs and diagnostics only through this: a 200,000-character field must not.
+_SHORT = reprlib.Repr(maxstring=40, maxother=40, maxlist=4, maxdict=4, maxlevel=2)
+MAX_DETAIL_CHARS = 200
 
 
 class InvalidReading(ValueError):
@@ -19,6 +29,7 @@ class InvalidReading(ValueError):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         """Keep the reason key and a human detail for the log."""
+        detail = detail[:MAX_DETAIL_CHARS]
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -51,7 +62,7 @@ def _number(
         return None
     # bool is an int subclass: `true` is not a voltage.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidReading("wrong_type", f"{key}={value!r}")
+        raise InvalidReading("wrong_type", f"{key}={_SHORT.repr(value)}")
     number = float(value)
     if not math.isfinite(number):
         raise InvalidReading("not_finite", f"{key}={value!r}")
@@ -61,7 +72,16 @@ def _number(
 
 
 def _timestamp(value: Any, received_at: datetime) -> datetime:
-    """The record's timestamp: ISO-8601 text or epoch seconds; absent means 'now'."""
+    """The record's timestamp, not ahead of `received_at` beyond the clock-skew tolerance."""
+    measured_at = _parse_timestamp(value, received_at)
+    if measured_at - received_at > CLOCK_SKEW_TOLERANCE:
+        # A future stamp would keep a dead board looking fresh until that day.
+        raise InvalidReading("future_timestamp", measured_at.isoformat())
+    return measured_at
+
+
+def _parse_timestamp(value: Any, received_at: datetime) -> datetime:
+    """ISO-8601 text or epoch seconds (or milliseconds); absent means 'now'."""
     if value is None:
         return received_at
     if isinstance(value, bool):
@@ -76,12 +96,21 @@ def _timestamp(value: Any, received_at: datetime) -> datetime:
         except (OverflowError, OSError, ValueError) as err:
             raise InvalidReading("bad_timestamp", repr(value)) from err
     if isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP_CHARS:
+            raise InvalidReading("too_long", f"timestamp: {len(value)} characters")
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as err:
-            raise InvalidReading("bad_timestamp", value) from err
+            raise InvalidReading("bad_timestamp", _SHORT.repr(value)) from err
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise InvalidReading("wrong_type", f"timestamp={value!r}")
+    raise InvalidReading("wrong_type", f"timestamp={_SHORT.repr(value)}")
+
+
+def _mode(value: Any) -> str | None:
+    """The board's mode: absent (older firmware) or one of BOARD_MODES."""
+    if value is None or (isinstance(value, str) and value in BOARD_MODES):
+        return value
+    raise InvalidReading("unknown_mode", _SHORT.repr(value))
 
 
 def parse_board_record(zone_id: str, raw: Any, received_at: datetime) -> BoardReading:
@@ -96,10 +125,9 @@ def parse_board_record(zone_id: str, raw: Any, received_at: datetime) -> BoardRe
         if isinstance(relay, int) and relay in (0, 1):
             relay = bool(relay)
         else:
-            raise InvalidReading("wrong_type", f"relayState={relay!r}")
+            raise InvalidReading("wrong_type", f"relayState={_SHORT.repr(relay)}")
     soc = _number(raw, "batteryPercentage", required=True, low=0.0, high=100.0)
     output = _number(raw, "outputPower", required=True, low=0.0, high=MAX_POWER_W)
-    mode = raw.get("mode")
     return BoardReading(
         zone_id=zone_id,
         soc_pct=soc,  # type: ignore[arg-type]
@@ -112,7 +140,7 @@ def parse_board_record(zone_id: str, raw: Any, received_at: datetime) -> BoardRe
         relay_on=relay,
         measured_at=_timestamp(raw.get("timestamp"), received_at),
         received_at=received_at,
-        mode=mode if isinstance(mode, str) else None,
+        mode=_mode(raw.get("mode")),
     )
 
 

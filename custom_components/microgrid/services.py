@@ -13,7 +13,6 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, selector
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
@@ -22,7 +21,7 @@ from .const import DOMAIN
 from .coordinator import MicrogridCoordinator
 from .learning import report_attrs
 from .models import MicrogridConfigEntry
-from .permissions import Actor, async_actor
+from .permissions import Actor, BadRequest, async_admin, async_site_caller
 from .planning import HORIZON_SLOTS, SLOT_MINUTES, WhatIf
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
@@ -37,6 +36,7 @@ ATTR_LIMIT: Final = "limit"
 SERVICE_OVERRIDE_ZONE: Final = "override_zone"
 SERVICE_CLEAR_OVERRIDE: Final = "clear_override"
 SERVICE_GET_AUDIT_LOG: Final = "get_audit_log"
+SERVICE_VERIFY_AUDIT_LOG: Final = "verify_audit_log"
 SERVICE_OPTIMIZE: Final = "optimize"
 SERVICE_GET_SCHEDULE: Final = "get_schedule"
 SERVICE_SIMULATE: Final = "simulate"
@@ -110,13 +110,13 @@ def _coordinator(call: ServiceCall) -> MicrogridCoordinator:
     entry_id: str = call.data[ATTR_CONFIG_ENTRY]
     entry: MicrogridConfigEntry | None = call.hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
-        raise ServiceValidationError(
+        raise BadRequest(
             translation_domain=DOMAIN,
             translation_key="invalid_config_entry",
             translation_placeholders={"config_entry": entry_id},
         )
     if entry.state is not ConfigEntryState.LOADED:
-        raise ServiceValidationError(
+        raise BadRequest(
             translation_domain=DOMAIN,
             translation_key="unloaded_config_entry",
             translation_placeholders={"config_entry": entry.title},
@@ -129,25 +129,31 @@ def _zone_id(coordinator: MicrogridCoordinator, value: str) -> str:
     for zone in coordinator.site.zones:
         if value in (zone.zone_id,) or value.casefold() == zone.name.casefold():
             return zone.zone_id
-    raise ServiceValidationError(
+    raise BadRequest(
         translation_domain=DOMAIN,
         translation_key="unknown_zone",
         translation_placeholders={"zone": value},
     )
 
 
-async def _admin(call: ServiceCall) -> Actor:
-    """The calling admin, or Unauthorized."""
-    actor = await async_actor(call.hass, call.context)
-    if not actor.is_admin:
-        raise Unauthorized(context=call.context, permission="admin")
-    return actor
+async def _admin(call: ServiceCall, coordinator: MicrogridCoordinator) -> Actor:
+    """The calling admin; others are rate-limited, then refused (audited, Unauthorized)."""
+    return await async_admin(
+        call.hass, coordinator.config_entry, call.context, request=f"{DOMAIN}.{call.service}"
+    )
+
+
+async def _caller(call: ServiceCall, coordinator: MicrogridCoordinator) -> Actor:
+    """Anyone may call; users who are not admins are rate-limited."""
+    return await async_site_caller(
+        call.hass, coordinator.config_entry, call.context, request=f"{DOMAIN}.{call.service}"
+    )
 
 
 async def _async_override_zone(call: ServiceCall) -> ServiceResponse:
     """Force a zone on or off until the override expires (admin, with a reason)."""
-    actor = await _admin(call)
     coordinator = _coordinator(call)
+    actor = await _admin(call, coordinator)
     zone_id = _zone_id(coordinator, call.data[ATTR_ZONE])
     override = coordinator.async_set_override(
         zone_id,
@@ -166,11 +172,11 @@ async def _async_override_zone(call: ServiceCall) -> ServiceResponse:
 
 async def _async_clear_override(call: ServiceCall) -> None:
     """Return a zone to automatic control (admin)."""
-    actor = await _admin(call)
     coordinator = _coordinator(call)
+    actor = await _admin(call, coordinator)
     zone_id = _zone_id(coordinator, call.data[ATTR_ZONE])
     if not coordinator.async_clear_override(zone_id, actor=actor.audit_id, actor_name=actor.name):
-        raise ServiceValidationError(
+        raise BadRequest(
             translation_domain=DOMAIN,
             translation_key="no_override",
             translation_placeholders={"zone": zone_id},
@@ -179,8 +185,8 @@ async def _async_clear_override(call: ServiceCall) -> None:
 
 async def _async_get_audit_log(call: ServiceCall) -> ServiceResponse:
     """The audit trail, newest first (admin)."""
-    await _admin(call)
     coordinator = _coordinator(call)
+    await _admin(call, coordinator)
     zone = call.data.get(ATTR_ZONE)
     since = call.data.get(ATTR_SINCE)
     if since is not None and since.tzinfo is None:
@@ -191,7 +197,20 @@ async def _async_get_audit_log(call: ServiceCall) -> ServiceResponse:
         since=dt_util.as_utc(since) if since else None,
         limit=call.data[ATTR_LIMIT],
     )
-    return {"entries": entries, "count": len(entries)}
+    chain = await coordinator.audit.async_verification()
+    return {
+        "entries": entries,
+        "count": len(entries),
+        "verified": chain["valid"],
+        "first_broken": chain["first_broken"],
+    }
+
+
+async def _async_verify_audit_log(call: ServiceCall) -> ServiceResponse:
+    """Recompute the audit trail's hash chain (admin)."""
+    coordinator = _coordinator(call)
+    await _admin(call, coordinator)
+    return await coordinator.audit.async_verify()
 
 
 def _what_if(coordinator: MicrogridCoordinator, data: dict) -> WhatIf:
@@ -206,15 +225,15 @@ def _what_if(coordinator: MicrogridCoordinator, data: dict) -> WhatIf:
     )
 
 
-def _no_reading() -> ServiceValidationError:
+def _no_reading() -> BadRequest:
     """Planning needs the battery's state of charge."""
-    return ServiceValidationError(translation_domain=DOMAIN, translation_key="no_reading")
+    return BadRequest(translation_domain=DOMAIN, translation_key="no_reading")
 
 
 async def _async_optimize(call: ServiceCall) -> ServiceResponse:
     """Re-plan now (admin) and answer with the new plan's summary."""
-    actor = await _admin(call)
     coordinator = _coordinator(call)
+    actor = await _admin(call, coordinator)
     result = await coordinator.planner.async_replan("action")
     if result is None:
         raise _no_reading()
@@ -230,12 +249,15 @@ async def _async_optimize(call: ServiceCall) -> ServiceResponse:
 
 async def _async_get_schedule(call: ServiceCall) -> ServiceResponse:
     """The current plan."""
-    return _coordinator(call).planner.summary()
+    coordinator = _coordinator(call)
+    await _caller(call, coordinator)
+    return coordinator.planner.summary()
 
 
 async def _async_simulate(call: ServiceCall) -> ServiceResponse:
     """A what-if plan; never touches a relay."""
     coordinator = _coordinator(call)
+    await _caller(call, coordinator)
     outcome = await coordinator.planner.async_simulate(_what_if(coordinator, call.data))
     if outcome is None:
         raise _no_reading()
@@ -253,8 +275,8 @@ async def _async_simulate(call: ServiceCall) -> ServiceResponse:
 
 async def _async_apply_schedule(call: ServiceCall) -> ServiceResponse:
     """Plan (optionally a what-if) and let it drive the zones for a while (admin, audited)."""
-    actor = await _admin(call)
     coordinator = _coordinator(call)
+    actor = await _admin(call, coordinator)
     outcome = await coordinator.planner.async_simulate(_what_if(coordinator, call.data))
     if outcome is None:
         raise _no_reading()
@@ -275,8 +297,8 @@ async def _async_apply_schedule(call: ServiceCall) -> ServiceResponse:
 
 async def _async_retrain(call: ServiceCall) -> ServiceResponse:
     """Retrain the models now from the recorded history (admin, audited)."""
-    actor = await _admin(call)
     coordinator = _coordinator(call)
+    actor = await _admin(call, coordinator)
     report = await coordinator.ml.async_retrain("action")
     coordinator.audit.record(
         now=dt_util.utcnow(),
@@ -292,9 +314,10 @@ async def _async_retrain(call: ServiceCall) -> ServiceResponse:
 async def _async_get_forecast(call: ServiceCall) -> ServiceResponse:
     """The demand forecast over the planner's horizon: site, PV and each zone per slot."""
     coordinator = _coordinator(call)
+    await _caller(call, coordinator)
     response = coordinator.ml.forecast_response(dt_util.utcnow(), HORIZON_SLOTS)
     if response is None:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_forecast")
+        raise BadRequest(translation_domain=DOMAIN, translation_key="no_forecast")
     return response
 
 
@@ -321,6 +344,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     for service, handler, schema, response in (
         (SERVICE_OPTIMIZE, _async_optimize, ENTRY_SCHEMA, SupportsResponse.OPTIONAL),
         (SERVICE_GET_SCHEDULE, _async_get_schedule, ENTRY_SCHEMA, SupportsResponse.ONLY),
+        (SERVICE_VERIFY_AUDIT_LOG, _async_verify_audit_log, ENTRY_SCHEMA, SupportsResponse.ONLY),
         (SERVICE_SIMULATE, _async_simulate, SIMULATE_SCHEMA, SupportsResponse.ONLY),
         (SERVICE_APPLY_SCHEDULE, _async_apply_schedule, APPLY_SCHEMA, SupportsResponse.OPTIONAL),
         (SERVICE_RETRAIN, _async_retrain, ENTRY_SCHEMA, SupportsResponse.OPTIONAL),

@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MicrogridZoneEntity
 from .models import MicrogridConfigEntry
-from .permissions import async_actor, check_zone_switch
+from .permissions import async_site_caller, refusal, zone_switch_refusal
 
 PARALLEL_UPDATES = 0
 
@@ -73,10 +73,18 @@ class ZoneRelaySwitch(MicrogridZoneEntity, SwitchEntity):
         await self._async_request(False)
 
     async def _async_request(self, on: bool) -> None:
-        """Check the caller and the policy, then record the request and decide at once."""
+        """Check the caller (rate limit, then the rules), then record the request and decide."""
         coordinator = self.coordinator
         zone = coordinator.site.zone(self.zone_id)
         assert zone is not None
-        actor = await async_actor(self.hass, self._context)
-        check_zone_switch(coordinator.site, actor, zone, coordinator.band, on)
+        entry = coordinator.config_entry
+        request = f"switch.turn_{'on' if on else 'off'}"
+        actor = await async_site_caller(
+            self.hass, entry, self._context, request=request, zone_id=self.zone_id
+        )
+        reason = zone_switch_refusal(coordinator.site, actor, zone, coordinator.band, on)
+        if reason is not None:
+            raise refusal(
+                entry, actor, reason, {"zone": zone.name}, request=request, zone_id=self.zone_id
+            )
         coordinator.async_set_request(self.zone_id, on, actor=actor.audit_id, actor_name=actor.name)

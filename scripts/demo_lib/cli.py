@@ -163,6 +163,17 @@ async def wait_for_sim(child: Child, *, timeout_s: float) -> str:
     raise DemoError(f"the simulated site did not print SIM READY in {timeout_s:.0f} s")
 
 
+def spawn_hass(opts: Options, sup: Supervisor, *, name: str = "hass") -> Child:
+    """Start Home Assistant on the demo's config dir (again, after a kill, with another name)."""
+    return sup.spawn(
+        name,
+        # --skip-pip: everything is pre-installed; HA must never reach for the network.
+        [sys.executable, "-m", "homeassistant", "-c", str(opts.state_dir / "config"), "--skip-pip"],
+        env=child_env(repo_importable=False),
+        cwd=opts.state_dir,
+    )
+
+
 async def bring_up(
     opts: Options, sup: Supervisor, *, admin: Credentials, household: Credentials, secret: str
 ) -> None:
@@ -197,13 +208,7 @@ async def bring_up(
             cwd=ROOT,
         )
         pids["sim"] = sim.pid
-    hass = sup.spawn(
-        "hass",
-        # --skip-pip: everything is pre-installed; HA must never reach for the network.
-        [py, "-m", "homeassistant", "-c", str(config_dir), "--skip-pip"],
-        env=child_env(repo_importable=False),
-        cwd=opts.state_dir,
-    )
+    hass = spawn_hass(opts, sup)
     pids["hass"] = hass.pid
     (opts.state_dir / "pids.json").write_text(json.dumps(pids))
     if database_url is None:

@@ -37,6 +37,19 @@ class HAWebSocket:
                 raise HAError(f"{type_}: {err.get('code')}: {err.get('message')}")
             return msg.get("result")
 
+    async def subscribe(self, type_: str, **payload: Any) -> AsyncIterator[dict[str, Any]]:
+        """Start a subscription (e.g. `subscribe_entities`); yield its events until the
+        connection closes. Use a websocket of its own: `call` skips events."""
+        await self.call(type_, **payload)
+        while True:
+            msg = await self._ws.receive()
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return  # closed (HA stopped or the session ended)
+            data = msg.json()
+            for item in data if isinstance(data, list) else [data]:  # HA may coalesce messages
+                if item.get("type") == "event":
+                    yield item.get("event") or {}
+
 
 class HAClient:
     """REST/auth/websocket client for one Home Assistant base URL."""

@@ -39,6 +39,12 @@ class Child:
         """Return whether the process is still running."""
         return self.proc.poll() is None
 
+    def kill(self, *, timeout_s: float = 10.0) -> None:
+        """SIGKILL the process group at once: an unclean stop, nothing gets to flush."""
+        _signal_group(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout_s)
+
 
 def log_tail(path: Path, *, lines: int = 40) -> str:
     """Return the last lines of a log file (empty if there is none)."""

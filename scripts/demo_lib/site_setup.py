@@ -230,6 +230,25 @@ async def wait_for_zone_switches(ws: HAWebSocket, *, count: int, timeout_s: floa
         await asyncio.sleep(0.5)
 
 
+async def zone_switch_map(admin_ws: HAWebSocket) -> dict[str, str]:
+    """Map zone node (Zone1..) -> switch entity id, via the zone subentries."""
+    entries = await admin_ws.call("config_entries/get", domain="microgrid")
+    entry_id = entries[0]["entry_id"]
+    subentries = await admin_ws.call("config_entries/subentries/list", entry_id=entry_id)
+    node_of = {s["subentry_id"]: s["unique_id"] for s in subentries if s["subentry_type"] == "zone"}
+    states = {s["entity_id"]: s for s in await admin_ws.call("get_states")}
+    found: dict[str, str] = {}
+    for e in await admin_ws.call("config/entity_registry/list"):
+        if e["platform"] != "microgrid" or not e["entity_id"].startswith("switch."):
+            continue
+        node = node_of.get(e.get("config_subentry_id") or "") or (
+            states.get(e["entity_id"], {}).get("attributes", {}).get("zone_id")
+        )
+        if node:
+            found[node] = e["entity_id"]
+    return found
+
+
 def energy_prefs(registry: list[dict[str, Any]], states: list[dict[str, Any]]) -> dict[str, Any]:
     """Energy dashboard prefs: the site's solar energy as source, each zone's energy as device."""
     device_class = {s["entity_id"]: s["attributes"].get("device_class") for s in states}

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from demo_lib.release import build_zip  # noqa: E402
 
 DRIVER = Path(__file__).with_name("driver.py")
+RESTART_DRIVER = Path(__file__).with_name("restart_driver.py")
 DRIVER_TIMEOUT_S = 420
 
 
@@ -68,41 +69,56 @@ def format_failure(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="session")
-def demo_result(unpacked_integration: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Run the driver (demo + checks + teardown) once in a loopback-only namespace."""
+def run_in_namespace(script: Path, work: Path, integration_dir: Path, timeout_s: float) -> dict:
+    """Run a driver script in a loopback-only namespace; its last stdout line is JSON."""
     if (problem := unshare_problem()) is not None:
         pytest.skip(problem)
-    work = tmp_path_factory.mktemp("e2e")
     try:
         done = subprocess.run(
             [
                 "unshare",
                 "-n",
                 sys.executable,
-                str(DRIVER),
+                str(script),
                 "--work",
                 str(work),
                 "--integration-dir",
-                str(unpacked_integration),
+                str(integration_dir),
             ],
             capture_output=True,
             text=True,
-            timeout=DRIVER_TIMEOUT_S,
+            timeout=timeout_s,
             check=False,
             cwd=ROOT,
         )
     except subprocess.TimeoutExpired as err:
-        pytest.fail(f"e2e driver timed out after {DRIVER_TIMEOUT_S} s:\n{err.stderr}")
+        pytest.fail(f"{script.name} timed out after {timeout_s} s:\n{err.stderr}")
     lines = done.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         pytest.fail(
-            f"e2e driver printed no result (exit {done.returncode}):\n"
+            f"{script.name} printed no result (exit {done.returncode}):\n"
             f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
         )
     result["_failure"] = format_failure(result)
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_result(unpacked_integration: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the driver (demo + checks + teardown) once in a loopback-only namespace."""
+    work = tmp_path_factory.mktemp("e2e")
+    return run_in_namespace(DRIVER, work, unpacked_integration, DRIVER_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def restart_result(unpacked_integration: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo stack through a SIGKILL of Home Assistant and a restart (restart_driver.py)."""
+    work = tmp_path_factory.mktemp("e2e-restart")
+    result = run_in_namespace(RESTART_DRIVER, work, unpacked_integration, DRIVER_TIMEOUT_S)
+    if not result.get("ok"):
+        pytest.fail(f"restart run failed: {result.get('error')}\n{result['_failure']}")
     return result
 
 

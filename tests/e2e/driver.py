@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from demo_lib.ha_api import HAClient, HAError, HAWebSocket  # noqa: E402
 from demo_lib.netns import setup_loopback  # noqa: E402
 from demo_lib.procs import die_with_parent, log_tail  # noqa: E402
+from demo_lib.site_setup import zone_switch_map as zone_switches  # noqa: E402
 
 HA_PORT = 8123
 SIM_PORT = 9000
@@ -112,25 +113,6 @@ async def rtdb(session: aiohttp.ClientSession, method: str, path: str, body: Any
     async with session.request(method, url, params={"ns": NS, "auth": "owner"}, json=body) as resp:
         resp.raise_for_status()
         return await resp.json(content_type=None)
-
-
-async def zone_switches(admin_ws: HAWebSocket) -> dict[str, str]:
-    """Map zone node (Zone1..) -> switch entity id, via the zone subentries."""
-    entries = await admin_ws.call("config_entries/get", domain="microgrid")
-    entry_id = entries[0]["entry_id"]
-    subentries = await admin_ws.call("config_entries/subentries/list", entry_id=entry_id)
-    node_of = {s["subentry_id"]: s["unique_id"] for s in subentries if s["subentry_type"] == "zone"}
-    states = {s["entity_id"]: s for s in await admin_ws.call("get_states")}
-    found: dict[str, str] = {}
-    for e in await admin_ws.call("config/entity_registry/list"):
-        if e["platform"] != "microgrid" or not e["entity_id"].startswith("switch."):
-            continue
-        node = node_of.get(e.get("config_subentry_id") or "") or (
-            states.get(e["entity_id"], {}).get("attributes", {}).get("zone_id")
-        )
-        if node:
-            found[node] = e["entity_id"]
-    return found
 
 
 async def switch_states(ws: HAWebSocket, switches: dict[str, str]) -> dict[str, str | None]:

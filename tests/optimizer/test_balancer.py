@@ -160,6 +160,17 @@ def test_restore_waits_for_the_lower_margin() -> None:
     assert run(zones, states, 1000.0)["tv"].on
 
 
+def test_a_planned_start_may_use_the_room_up_to_the_shed_margin() -> None:
+    """The plan counted on the room below 90 %: a start it planned is not held at 80 %."""
+    states = {"clinic": running(CLINIC), "light": running(LIGHT), "tv": idle(TV)}
+    zones = (CLINIC, LIGHT, TV)
+    # 800 W with the tv: above 0.8 x 950 = 760 W, below 0.9 x 950 = 855 W.
+    assert not run(zones, states, 950.0)["tv"].on
+    assert run(zones, states, 950.0, planned_w={"tv": 200.0})["tv"].on
+    # ... but never past the shed margin: 0.9 x 850 = 765 W < 800 W.
+    assert not run(zones, states, 850.0, planned_w={"tv": 200.0})["tv"].on
+
+
 def test_the_gap_between_margins_keeps_running_zones_on() -> None:
     zones = (CLINIC, LIGHT, TV)
     states = {z.zone_id: running(z) for z in zones}

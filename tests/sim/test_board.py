@@ -14,6 +14,8 @@ from custom_components.microgrid.protocol import build_command, parse_board_reco
 from sim.fleet import (
     MODE_FALLBACK,
     MODE_REMOTE,
+    SEQ_SKEW_MS,
+    SEQ_WINDOW_MS,
     Board,
     DatabaseTarget,
     Reject,
@@ -77,7 +79,13 @@ def state(soc_pct: float = 80.0) -> SiteState:
     )
 
 
-def board(zone: str = "Zone3", *, secret: str | None = SECRET, soc: list[float] | None = None):
+def board(
+    zone: str = "Zone3",
+    *,
+    secret: str | None = SECRET,
+    soc: list[float] | None = None,
+    wall_s: float = NOW_S,
+):
     """A board with fake clocks and a mock session (no I/O happens in these tests)."""
     soc_box = soc if soc is not None else [80.0]
     clock = FakeClock()
@@ -89,7 +97,7 @@ def board(zone: str = "Zone3", *, secret: str | None = SECRET, soc: list[float] 
         secret=secret,
         fallback_after_s=180,
         monotonic=clock,
-        wall_time=lambda: NOW_S,
+        wall_time=lambda: wall_s,
     )
     return b, clock
 
@@ -188,6 +196,53 @@ def test_replay_rejected_duplicate_ignored() -> None:
     assert b.relay_on is False
     assert b.handle_command(command(cmd="ON", seq=11)).accepted
     assert b.relay_on is True
+
+
+def integration_command(on: bool, seq: int) -> dict:
+    """A command exactly as the integration writes it at NOW_S."""
+    return build_command(
+        zone_id="Zone3",
+        on=on,
+        seq=seq,
+        now=datetime.fromtimestamp(NOW_S, UTC),
+        ttl=timedelta(minutes=5),
+        reason="optimizer",
+        secret=SECRET,
+    )
+
+
+def test_far_future_seq_cannot_lock_out_the_integration() -> None:
+    """A signed seq a month ahead is refused and counted without moving last_seq, so the
+    integration's next command (seq = its clock in ms) is still accepted, not a replay."""
+    b, _ = board()
+    now_ms = int(NOW_S * 1000)
+    assert b.handle_command(integration_command(False, now_ms)).accepted
+    far = command(cmd="ON", seq=now_ms + 30 * 86_400_000)
+    assert b.handle_command(far).reject is Reject.SEQ_WINDOW
+    assert (b.last_seq, b.relay_on, b.rejected[Reject.SEQ_WINDOW]) == (now_ms, False, 1)
+    assert b.handle_command(integration_command(True, now_ms + 5_000)).accepted
+    assert b.relay_on is True
+
+
+def test_seq_window_edges() -> None:
+    """Up to the board's clock + skew is accepted, one more is not, and accepting the edge
+    does not move it: seqs cannot climb a window at a time."""
+    b, _ = board()
+    ceiling = int(NOW_S * 1000) + SEQ_SKEW_MS
+    assert b.handle_command(command(seq=ceiling + 1)).reject is Reject.SEQ_WINDOW
+    assert b.last_seq is None  # refused before anything was accepted: still no last seq
+    assert b.handle_command(command(seq=ceiling)).accepted
+    assert b.handle_command(command(seq=ceiling + 1, cmd="ON")).reject is Reject.SEQ_WINDOW
+    assert b.rejected[Reject.SEQ_WINDOW] == 2 and b.relay_on is False
+
+
+def test_board_without_a_set_clock_bounds_seq_by_the_last_one() -> None:
+    """Before SNTP (wall clock near 1970) only the last accepted seq bounds the window."""
+    b, _ = board(wall_s=60.0)
+    seq = int(NOW_S * 1000)
+    assert b.handle_command(command(seq=seq)).accepted
+    assert b.handle_command(command(seq=seq + SEQ_WINDOW_MS + 1)).reject is Reject.SEQ_WINDOW
+    assert b.handle_command(command(seq=seq + SEQ_WINDOW_MS, cmd="ON")).accepted
 
 
 def test_legacy_board_accepts_unsigned() -> None:

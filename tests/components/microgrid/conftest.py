@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from homeassistant.auth.models import User
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.microgrid.const import (
     CONF_BATTERY_CAPACITY_WH,
@@ -32,6 +34,7 @@ from custom_components.microgrid.const import (
     SUBENTRY_HOUSEHOLD,
     SUBENTRY_ZONE,
 )
+from custom_components.microgrid.coordinator import MicrogridCoordinator
 from sim.rtdb import RTDBServer
 
 SECRET = "test-command-secret-0123456789abcdef"
@@ -63,6 +66,47 @@ def board_record(
         "relayState": relay,
         "timestamp": stamp,
     }
+
+
+def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unique_suffix: str, domain: str) -> str:
+    """The entity id registered for a unique id suffix."""
+    found = er.async_get(hass).async_get_entity_id(
+        domain, DOMAIN, f"{entry.entry_id}_{unique_suffix}"
+    )
+    assert found, unique_suffix
+    return found
+
+
+def site_records(pct: float, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """A record of every board at this state of charge (they all measure the one battery)."""
+    return {zone_id: board_record(soc=pct, **kwargs) for zone_id, *_ in ZONES}
+
+
+def set_site_soc(rtdb: RTDBServer, pct: float, **kwargs: Any) -> None:
+    """Every board reports this state of charge, in one multi-path write (one stream event)."""
+    rtdb.update_value("sensors", site_records(pct, **kwargs))
+
+
+async def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]) -> None:
+    """Write records and hand them to the coordinator as the stream would; wait for the
+    decision on them (made at once or on the next coalescing turn).
+
+    Tests that move the clock with the freezer also jump the loop clock, which trips the real
+    stream's watchdog; they feed the coordinator directly (the stream has its own tests).
+    """
+    coordinator = entry.runtime_data.coordinator
+    for zone_id, record in records.items():
+        rtdb.set_value(f"sensors/{zone_id}", record)
+    before = coordinator.decisions
+    coordinator.on_data(rtdb.get_value("sensors"), set(records))
+    await decided(coordinator, before)
+
+
+async def decided(coordinator: MicrogridCoordinator, before: int) -> None:
+    """Wait for a decision after `before`; a frozen clock is moved past the coalescing window."""
+    if coordinator.decisions == before:
+        async_fire_time_changed(coordinator.hass, dt_util.utcnow() + timedelta(seconds=1))
+    await wait_for(lambda: coordinator.decisions > before)
 
 
 async def wait_for(predicate: Callable[[], bool], rounds: int = 200_000) -> None:

@@ -38,7 +38,7 @@ from custom_components.microgrid.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COM
 from custom_components.microgrid.optimizer.model import Thresholds
 from sim.rtdb import RTDBServer
 
-from .conftest import ZONES, board_record, wait_for
+from .conftest import ZONES, board_record, push, set_site_soc, wait_for
 
 THRESHOLDS = Thresholds(
     conservation_pct=20.0,
@@ -181,19 +181,12 @@ def manager_of(hass: HomeAssistant, entry: MockConfigEntry) -> AlertManager:
     return hass.data[DATA_ALERTS][entry.entry_id]
 
 
-def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]) -> None:
-    """Write records and hand them to the coordinator as the stream would (see test_init)."""
-    for zone_id, record in records.items():
-        rtdb.set_value(f"sensors/{zone_id}", record)
-    entry.runtime_data.coordinator.on_data(rtdb.get_value("sensors"), set(records))
-
-
 async def soc(hass: HomeAssistant, entry: MockConfigEntry, rtdb: RTDBServer, pct: float) -> None:
     """Every board reports this state of charge, through the real stream, in order."""
     coordinator = entry.runtime_data.coordinator
     for zone_id, *_ in ZONES:
         rtdb.set_value(f"sensors/{zone_id}", board_record(soc=pct))
-    await wait_for(lambda: all(r.soc_pct == pct for r in coordinator.readings.values()))
+    await wait_for(lambda: coordinator.data is not None and coordinator.data.soc_pct == pct)
     await settle(hass, entry)
 
 
@@ -218,7 +211,7 @@ async def advance(
         step = min(30.0, left)
         freezer.tick(timedelta(seconds=step))
         left -= step
-        push(entry, rtdb, records() if records else all_boards(rtdb=rtdb))
+        await push(entry, rtdb, records() if records else all_boards(rtdb=rtdb))
         async_fire_time_changed(hass)
         await settle(hass, entry)
 
@@ -369,20 +362,23 @@ async def test_unacknowledged_critical_alert_escalates_once(
     assert manager._timers == {}
 
 
-async def test_acknowledged_alert_does_not_escalate(
+async def test_household_cannot_acknowledge_a_site_emergency(
     hass: HomeAssistant,
     rtdb: RTDBServer,
     init_integration: MockConfigEntry,
     notified: dict[str, list[dict[str, Any]]],
+    admin_user: User,
     household_user: User,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A household member acknowledges within the delay: no escalation; who is recorded."""
+    """At 4 % a household member's acknowledgement is refused (translated, audited) and the
+    alert still escalates to the admins; an admin's acknowledgement is recorded."""
     entry = init_integration
     manager = manager_of(hass, entry)
-    await soc(hass, entry, rtdb, 8)
+    await soc(hass, entry, rtdb, 4)
     [alert] = manager.alerts
-    await advance(hass, freezer, entry, rtdb, 5 * 60, lambda: all_boards(8, rtdb=rtdb))
+    assert alert.alert_type is AlertType.BATTERY_CRITICAL
+    await advance(hass, freezer, entry, rtdb, 5 * 60, lambda: all_boards(4, rtdb=rtdb))
     stranger = await hass.auth.async_create_user("Stranger", group_ids=["system-users"])
     with pytest.raises(Unauthorized):
         await call(hass, "acknowledge_alert", {"config_entry": entry.entry_id}, stranger)
@@ -394,22 +390,73 @@ async def test_acknowledged_alert_does_not_escalate(
             household_user,
         )
     assert err.value.translation_key == "unknown_alert"
+    for data in ({"alert_id": alert.alert_id}, {}):  # by id, and "every open one"
+        with pytest.raises(ServiceValidationError) as err:
+            await call(
+                hass, "acknowledge_alert", {"config_entry": entry.entry_id, **data}, household_user
+            )
+        assert err.value.translation_key == "acknowledge_admin_only"
+        assert "Only an administrator may acknowledge" in str(err.value)
+    assert manager.get(alert.alert_id).open  # type: ignore[union-attr]
+    refused = entry.runtime_data.audit.query(action="request_refused")
+    assert [(e["actor"], e["detail"]["reason"], e["detail"].get("alert_id")) for e in refused] == [
+        *[(household_user.id, "acknowledge_admin_only", alert.alert_id)] * 2,
+        (stranger.id, "not_site_user", None),
+    ]
+    await advance(hass, freezer, entry, rtdb, 6 * 60, lambda: all_boards(4, rtdb=rtdb))
+    assert len(notified["escalation"]) == 1  # escalation to the admins went on
     response = await call(
         hass,
         "acknowledge_alert",
         {"config_entry": entry.entry_id, "alert_id": alert.alert_id},
-        household_user,
+        admin_user,
     )
     assert response == {"acknowledged": [alert.alert_id], "count": 1}
     acked = manager.get(alert.alert_id)
-    assert acked is not None and acked.acknowledged_by == household_user.id
-    assert acked.acknowledged_by_name == "Asha" and not acked.open
+    assert acked is not None and acked.acknowledged_by == admin_user.id and not acked.open
     assert manager.notification.notification_id(alert) not in notifications(hass)
-    await advance(hass, freezer, entry, rtdb, 15 * 60, lambda: all_boards(8, rtdb=rtdb))
-    assert notified["escalation"] == []
-    assert manager.get(alert.alert_id).escalated_at is None  # type: ignore[union-attr]
     audited = entry.runtime_data.audit.query(action="alert_acknowledged")
-    assert audited[0]["actor"] == household_user.id
+    assert audited[0]["actor"] == admin_user.id
+
+
+async def test_household_acknowledges_only_its_own_alerts(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    admin_user: User,
+    household_user: User,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A critical message to the household 'Homes' is theirs to acknowledge (it then does not
+    escalate); a site-wide one is not (refused, and it escalates)."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    base = {"config_entry": entry.entry_id, "severity": "critical", "site_targets": False}
+    own = await call(
+        hass, "send_alert", {**base, "message": "Meter", "household": "Homes"}, admin_user
+    )
+    site = await call(hass, "send_alert", {**base, "message": "Clinic"}, admin_user)
+    assert own["household"] == "Homes" and manager.get(own["alert_id"]).household == "Homes"  # type: ignore[union-attr]
+    with pytest.raises(ServiceValidationError) as err:
+        await call(
+            hass,
+            "acknowledge_alert",
+            {"config_entry": entry.entry_id, "alert_id": [own["alert_id"], site["alert_id"]]},
+            household_user,
+        )
+    assert err.value.translation_key == "acknowledge_not_your_household"
+    assert manager.get(own["alert_id"]).open  # type: ignore[union-attr]  # all or nothing
+    response = await call(
+        hass, "acknowledge_alert", {"config_entry": entry.entry_id}, household_user
+    )
+    assert response == {"acknowledged": [own["alert_id"]], "count": 1}  # only its own
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "acknowledge_alert", {"config_entry": entry.entry_id}, household_user)
+    assert err.value.translation_key == "acknowledge_not_your_household"
+    await advance(hass, freezer, entry, rtdb, 11 * 60)
+    assert manager.get(own["alert_id"]).escalated_at is None  # type: ignore[union-attr]
+    assert manager.get(site["alert_id"]).escalated_at is not None  # type: ignore[union-attr]
 
 
 async def test_critical_zone_relay_off_alerts_after_a_minute(
@@ -649,7 +696,7 @@ async def test_unload_cancels_timers_and_reload_restores_history(
     notification_id = manager.notification.notification_id(alert)
     persistent_notification.async_dismiss(hass, notification_id)  # as after an HA restart
 
-    rtdb.set_value("sensors/Zone1", board_record(soc=8))  # fresh again at the new time
+    set_site_soc(rtdb, 8)  # fresh again at the new time
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await wait_for(lambda: entry.runtime_data.link.connected)

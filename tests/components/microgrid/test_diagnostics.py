@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.microgrid.const import DEFAULT_OPTIONS
 from sim.rtdb import RTDBServer
 
-from .conftest import SECRET, board_record, wait_for
+from .conftest import SECRET, board_record, set_site_soc, wait_for
 
 
 async def test_diagnostics_are_redacted(
@@ -28,7 +28,7 @@ async def test_diagnostics_are_redacted(
     rtdb.set_value("sensors/Zone3", {**board_record(), "outputPower": "lots"})
     coordinator = init_integration.runtime_data.coordinator
     await wait_for(lambda: bool(coordinator.rejections))
-    rtdb.set_value("sensors/Zone1", board_record(soc=8.0))  # raises one battery alert
+    set_site_soc(rtdb, 8.0)  # raises one battery alert
     await wait_for(lambda: coordinator.band is not None and coordinator.band.value == "emergency")
     await hass.async_block_till_done()
     await wait_for(lambda: coordinator.commands.in_flight == 0 and coordinator.commands.writes > 0)

@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import random
+import re
 from typing import Any
 
 import aiohttp
@@ -65,9 +66,12 @@ class Recorder:
         self.connection: list[bool] = []
         self.cancels: list[str] = []
         self.delays: list[float] = []
+        self.after_data: Callable[[], None] | None = None  # a test's reaction to each event
 
     def on_data(self, mirror: dict[str, Any], keys: set[str]) -> None:
         self.data.append((mirror, set(keys)))
+        if self.after_data is not None:
+            self.after_data()
 
     async def sleep(self, seconds: float) -> None:
         """Injected backoff sleep: record the delay, do not wait."""
@@ -255,6 +259,23 @@ async def test_watchdog_reconnects_a_silent_stream(
     await wait_until(lambda: link.mirror["Zone2"]["relayState"] is True, "event after reconnect")
 
 
+async def test_watchdog_learns_the_keepalive_cadence(
+    make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
+) -> None:
+    """A stall is noticed within twice the server's keep-alive interval, not the 60 s default."""
+    server.keepalive_interval_s = 0.6
+    link = await started(make_link(read_timeout_s=60.0), rec)
+    assert link.watchdog_s == 60.0  # nothing learned yet
+    await wait_until(lambda: link.watchdog_s < 60.0, "cadence learned from keep-alives")
+    assert 1.0 <= link.watchdog_s <= 2 * 0.6 * 1.5  # twice the cadence (scheduling slack)
+    server.stall_streams(30.0)
+    await wait_until(lambda: rec.connection[-1:] == [False], "stall noticed")
+    match = re.search(r"stalled: no data for ([0-9.]+) s", link.last_error or "")
+    assert match is not None
+    assert float(match.group(1)) <= 2 * 0.6 * 1.5  # the learned watchdog fired, not 60 s
+    await wait_until(lambda: link.connected, "reconnected after the stall")
+
+
 async def test_keepalives_keep_the_watchdog_quiet(
     make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
 ) -> None:
@@ -318,26 +339,38 @@ async def test_failed_refresh_after_revoke_reports_the_outage(
     assert auth.issued == ["t1", "t2", "t3"]
 
 
-async def test_cancel_stops_until_restart(
+async def test_cancel_resubscribes_with_backoff(
     make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
 ) -> None:
-    """`cancel`: on_cancel(reason), no reconnect loop; restart_stream() resumes."""
-    link = await started(make_link(), rec)
+    """`cancel`: on_cancel(reason), down, then the link re-subscribes by itself after a backoff."""
+    link = await started(make_link(rng=CeilingRng()), rec)
+    opens = len(server.stream_opens)
     server.cancel_streams("sensors")
     await wait_until(lambda: rec.cancels == ["Permission denied"], "on_cancel")
-    opens = len(server.stream_opens)
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-    assert len(server.stream_opens) == opens
-    assert rec.delays == []
-    assert not link.connected
-    assert rec.connection == [True, False]
+    server.set_value("sensors/Zone5", {"relayState": True})
+    await wait_until(lambda: link.connected and "Zone5" in link.mirror, "re-subscribed")
+    assert rec.connection == [True, False, True]
+    assert rec.delays == [1.0]  # backed off before re-subscribing
+    assert len(server.stream_opens) == opens + 1
+    assert link.cancels == 1
     assert "Permission denied" in (link.last_error or "")
 
-    server.set_value("sensors/Zone5", {"relayState": True})
-    link.restart_stream()
-    await wait_until(lambda: link.connected and "Zone5" in link.mirror, "restarted stream")
-    assert len(server.stream_opens) == opens + 1
+
+async def test_repeated_cancel_backs_off_without_a_tight_loop(
+    make_link: Callable[..., FirebaseLink], server: RTDBServer, rec: Recorder
+) -> None:
+    """A cancel after every opening snapshot: the backoff keeps growing (a synced stream that
+    is cancelled does not reset it), so a denying rule cannot make a tight reconnect loop."""
+    link = await started(make_link(rng=CeilingRng(), backoff_max_s=8.0), rec)
+
+    def cancel_after_sync() -> None:
+        if len(rec.cancels) < 5:
+            server.cancel_streams("sensors")
+
+    rec.after_data = cancel_after_sync
+    server.cancel_streams("sensors")
+    await wait_until(lambda: len(rec.cancels) == 5 and link.connected, "five cancels, then up")
+    assert rec.delays == [1.0, 2.0, 4.0, 8.0, 8.0]
 
 
 async def test_stream_backoff_grows_and_is_capped(

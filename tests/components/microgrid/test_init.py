@@ -26,15 +26,7 @@ from custom_components.microgrid.const import (
 )
 from sim.rtdb import RTDBServer
 
-from .conftest import SECRET, ZONES, board_record, wait_for
-
-
-def entity_id(hass: HomeAssistant, entry: MockConfigEntry, unique_suffix: str, domain: str) -> str:
-    """The entity id registered for a unique id suffix."""
-    registry = er.async_get(hass)
-    found = registry.async_get_entity_id(domain, DOMAIN, f"{entry.entry_id}_{unique_suffix}")
-    assert found, unique_suffix
-    return found
+from .conftest import SECRET, ZONES, board_record, entity_id, push, set_site_soc, wait_for
 
 
 def command_of(rtdb: RTDBServer, zone_id: str) -> dict[str, Any] | None:
@@ -50,17 +42,6 @@ def verified(record: dict[str, Any], zone_id: str) -> dict[str, Any]:
     assert claims["seq"] == record["seq"]
     assert claims["exp"] == record["expires"]
     return claims
-
-
-def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]) -> None:
-    """Write records to the RTDB and hand them to the coordinator as the stream would.
-
-    Tests that move the clock with the freezer also jump the loop clock, which trips the real
-    stream's watchdog; they feed the coordinator directly (the stream has its own tests).
-    """
-    for zone_id, record in records.items():
-        rtdb.set_value(f"sensors/{zone_id}", record)
-    entry.runtime_data.coordinator.on_data(rtdb.get_value("sensors"), set(records))
 
 
 async def echo(rtdb: RTDBServer, zone_id: str, *, soc: float = 80.0) -> None:
@@ -98,7 +79,7 @@ async def test_emergency_reading_sheds_non_critical_in_the_same_update(
 ) -> None:
     """The reading that crosses 10 % writes OFF for zones 2-4 at once; the clinic stays ON."""
     entry = init_integration
-    rtdb.set_value("sensors/Zone1", board_record(soc=8.0))
+    set_site_soc(rtdb, 8.0)
     await wait_for(
         lambda: all(
             (c := command_of(rtdb, z)) is not None and c["command"] == "OFF"
@@ -139,7 +120,7 @@ async def test_commands_are_only_written_on_change_with_growing_seq(
     assert {z: command_of(rtdb, z)["seq"] for z, *_ in ZONES} == first  # type: ignore[index]
     was_on = [z for z in ("Zone2", "Zone3") if command_of(rtdb, z)["command"] == "ON"]  # type: ignore[index]
     assert was_on
-    rtdb.set_value("sensors/Zone1", board_record(soc=5.0))
+    set_site_soc(rtdb, 5.0)
     await wait_for(lambda: all(command_of(rtdb, z)["command"] == "OFF" for z in was_on))  # type: ignore[index]
     for zone_id in was_on:
         assert command_of(rtdb, zone_id)["seq"] > first[zone_id]  # type: ignore[index]
@@ -214,7 +195,7 @@ async def test_household_may_switch_only_its_zones_within_the_rules(
     assert err.value.translation_key == "not_your_zone"
     assert command_of(rtdb, "Zone1")["command"] == "ON"  # type: ignore[index]
     # In the conservation band a household cannot turn a zone on.
-    rtdb.set_value("sensors/Zone1", board_record(soc=15.0))
+    set_site_soc(rtdb, 15.0)
     await wait_for(lambda: entry.runtime_data.coordinator.band.value == "conservation")  # type: ignore[union-attr]
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
@@ -339,7 +320,7 @@ async def test_silent_board_goes_unavailable(
     """A board that stops reporting makes its zone unavailable and its board sensor off."""
     entry = init_integration
     freezer.tick(timedelta(minutes=3))
-    push(entry, rtdb, {z: board_record() for z in ("Zone1", "Zone2", "Zone3")})
+    await push(entry, rtdb, {z: board_record() for z in ("Zone1", "Zone2", "Zone3")})
     await wait_for(lambda: entry.runtime_data.coordinator.commands.in_flight == 0)
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -361,7 +342,7 @@ async def test_unacknowledged_command_retries_then_raises_a_repair_issue(
     entry = init_integration
     failed: list[Event] = []
     hass.bus.async_listen(EVENT_COMMAND_FAILED, failed.append)
-    rtdb.set_value("sensors/Zone1", board_record(soc=8.0))
+    set_site_soc(rtdb, 8.0)
     await wait_for(lambda: command_of(rtdb, "Zone4")["command"] == "OFF")  # type: ignore[index]
     await wait_for(lambda: entry.runtime_data.coordinator.commands.in_flight == 0)
     seqs = [command_of(rtdb, "Zone4")["seq"]]  # type: ignore[index]
@@ -370,7 +351,7 @@ async def test_unacknowledged_command_retries_then_raises_a_repair_issue(
     for _ in range(30):
         freezer.tick(timedelta(seconds=30))
         # the boards keep reporting (fresh, still ON): the stuck relay never echoes OFF
-        push(entry, rtdb, {z: board_record(soc=8.0) for z, *_ in ZONES})
+        await push(entry, rtdb, {z: board_record(soc=8.0) for z, *_ in ZONES})
         await wait_for(lambda: entry.runtime_data.coordinator.commands.in_flight == 0)
         seq = command_of(rtdb, "Zone4")["seq"]  # type: ignore[index]
         if seq != seqs[-1]:
@@ -388,7 +369,7 @@ async def test_unacknowledged_command_retries_then_raises_a_repair_issue(
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"command_failed_{entry.entry_id}_Zone4")
     assert issue is not None and issue.translation_key == "command_failed"
     # The board finally applies it: the issue goes away.
-    push(entry, rtdb, {"Zone4": board_record(soc=8.0, relay=False)})
+    await push(entry, rtdb, {"Zone4": board_record(soc=8.0, relay=False)})
     await wait_for(
         lambda: (
             ir.async_get(hass).async_get_issue(DOMAIN, f"command_failed_{entry.entry_id}_Zone4")
@@ -405,7 +386,7 @@ async def test_monitor_mode_decides_but_writes_nothing(
 ) -> None:
     """In monitor mode the decision is recorded and no command is written."""
     coordinator = init_integration.runtime_data.coordinator
-    rtdb.set_value("sensors/Zone1", board_record(soc=8.0))
+    set_site_soc(rtdb, 8.0)
     await wait_for(lambda: coordinator.band is not None and coordinator.band.value == "emergency")
     assert coordinator.decision is not None
     assert not coordinator.decision.zones["Zone3"].on

@@ -62,6 +62,47 @@ def test_bad_records_are_rejected_with_a_reason(change: dict, reason: str) -> No
     assert err.value.reason == reason
 
 
+HUGE = "x" * 200_000
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"mode": "REMOTE"}, "unknown_mode"),
+        ({"mode": 1}, "unknown_mode"),
+        ({"mode": HUGE}, "unknown_mode"),
+        ({"timestamp": HUGE}, "too_long"),
+        ({"timestamp": "2025-01-27T10:30:00Z" + " " * 30}, "too_long"),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "future_timestamp"),
+        ({"timestamp": 253402300799000}, "future_timestamp"),  # 9999-12-31 in ms
+    ],
+)
+def test_untrusted_text_and_future_stamps_are_rejected(change: dict, reason: str) -> None:
+    """Mode is enumerated, text is capped, and no stamp leads our clock by over 10 minutes;
+    the rejection itself stays short enough for a log line and diagnostics."""
+    with pytest.raises(InvalidReading) as err:
+        parse_board_record("Zone1", {**SEED, **change}, NOW)
+    assert err.value.reason == reason
+    assert len(str(err.value)) < 250 and len(err.value.detail) < 250
+
+
+def test_mode_is_one_of_the_two_board_modes() -> None:
+    """`remote` and `fallback` parse, seed firmware sends none; any other mode is refused."""
+    for mode in ("remote", "fallback"):
+        assert parse_board_record("Zone1", {**SEED, "mode": mode}, NOW).mode == mode
+    assert parse_board_record("Zone1", SEED, NOW).mode is None
+    with pytest.raises(InvalidReading, match="unknown_mode"):
+        parse_board_record("Zone1", {**SEED, "mode": "manual"}, NOW)
+
+
+def test_clock_skew_tolerance_is_the_boundary() -> None:
+    """A stamp 10 minutes ahead is kept as sent (a fast board clock); one second more is not."""
+    ahead = parse_board_record("Zone1", {**SEED, "timestamp": "2025-01-27T10:40:00Z"}, NOW)
+    assert ahead.measured_at == NOW + timedelta(minutes=10)
+    with pytest.raises(InvalidReading, match="future_timestamp"):
+        parse_board_record("Zone1", {**SEED, "timestamp": "2025-01-27T10:40:01Z"}, NOW)
+
+
 def test_tolerated_variants() -> None:
     """0/1 relay states, epoch (ms) timestamps and absent optional fields are accepted."""
     record = {**SEED, "relayState": 0, "timestamp": 1737973800000}
