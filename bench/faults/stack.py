@@ -312,7 +312,17 @@ class Stack:
         self.household_token = await self.client.login(
             username=HOUSEHOLD.username, password=HOUSEHOLD.password
         )
-        self.entities = await discover(self.client, self.admin_token)
+        # HA 2026.x answers HTTP before the integration has set up its entities (the frontend
+        # starts in stage 0): after a restart, wait for them rather than fail on the first look.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.entities = await discover(self.client, self.admin_token)
+                break
+            except HAError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
         if self.watcher is not None:
             await self.watcher.stop()
         self.watcher = Watcher(entity_ids=self.ent.all, alert_entity=self.ent.alerts)

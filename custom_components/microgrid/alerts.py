@@ -575,7 +575,11 @@ class TwilioSmsChannel:
                 self._session.post(
                     self._url,
                     data=form,
-                    auth=aiohttp.BasicAuth(self._sms.account_sid, self._sms.auth_token),
+                    headers={
+                        "Authorization": aiohttp.encode_basic_auth(
+                            self._sms.account_sid, self._sms.auth_token
+                        )
+                    },
                 ) as resp,
             ):
                 status = resp.status

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import MicrogridCoordinator
 from .models import ZoneSnapshot
+
+
+def site_device_info(coordinator: MicrogridCoordinator) -> DeviceInfo:
+    """The site device: every site-level entity's, and the parent of each zone's."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, coordinator.config_entry.entry_id)},
+        name=coordinator.site.site_name,
+        manufacturer="Microgrid",
+        model="Solar + battery site",
+    )
+
+
+def site_device_id(coordinator: MicrogridCoordinator) -> str:
+    """The site device's registry id, registering the device first if needed.
+
+    Zone devices name their parent by id (`via_device_id`; `via_device` identifiers stop
+    working in HA 2027.8), and a zone entity may be set up before any site entity.
+    """
+    entry = coordinator.config_entry
+    device = dr.async_get(coordinator.hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **site_device_info(coordinator)
+    )
+    return device.id
 
 
 class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
@@ -20,12 +44,7 @@ class MicrogridEntity(CoordinatorEntity[MicrogridCoordinator]):
         super().__init__(coordinator)
         entry = coordinator.config_entry
         self._attr_unique_id = f"{entry.entry_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=coordinator.site.site_name,
-            manufacturer="Microgrid",
-            model="Solar + battery site",
-        )
+        self._attr_device_info = site_device_info(coordinator)
 
 
 class MicrogridZoneEntity(CoordinatorEntity[MicrogridCoordinator]):
@@ -47,7 +66,7 @@ class MicrogridZoneEntity(CoordinatorEntity[MicrogridCoordinator]):
             manufacturer="Microgrid",
             model=f"ESP32 zone board ({zone.priority.value})",
             serial_number=zone_id,
-            via_device=(DOMAIN, entry.entry_id),
+            via_device_id=site_device_id(coordinator),
         )
 
     @property

@@ -26,6 +26,7 @@ from .site_setup import (
     add_household,
     add_microgrid_entry,
     configure_energy_dashboard,
+    confirm_http_config,
     create_household_user,
     demo_site_spec,
     wait_for_zone_switches,
@@ -194,8 +195,9 @@ async def bring_up(
                 "run",
                 "--port",
                 str(opts.sim_port),
-                "--secret",
-                secret,
+                # one token: a random secret may start with "-" (token_urlsafe), which
+                # argparse would take for an option
+                f"--secret={secret}",
                 "--speed",
                 f"{opts.speed:g}",
                 "--tz",
@@ -223,6 +225,7 @@ async def bring_up(
         say(f"Home Assistant answering after {time.monotonic() - started:.1f} s; onboarding")
         token = await client.onboard(name="Admin", username=admin.username, password=admin.password)
         async with client.websocket(token) as ws:
+            await confirm_http_config(ws)
             household_id = await create_household_user(ws, name="Household", creds=household)
             say("adding the microgrid config entry")
             entry_id = await add_microgrid_entry(

@@ -189,6 +189,23 @@ async def create_household_user(ws: HAWebSocket, *, name: str, creds: Credential
     return str(user["id"])
 
 
+async def confirm_http_config(ws: HAWebSocket) -> bool:
+    """Confirm the demo's `http:` settings (127.0.0.1, its port); return whether one was pending.
+
+    Since HA 2026.8 `http:` from YAML is staged as a *pending* config: unless an admin confirms
+    it within 5 minutes, HA reverts to the stable one (all interfaces) and restarts itself, which
+    would end the demo. Older HA has no such command (HAError): nothing to confirm there.
+    """
+    try:
+        status = await ws.call("http/config")
+    except HAError:
+        return False
+    if not status.get("pending"):
+        return False
+    await ws.call("http/config/promote")
+    return True
+
+
 async def zone_switches(ws: HAWebSocket) -> list[dict[str, Any]]:
     """Return the entity registry entries of the microgrid switches."""
     entries = await ws.call("config/entity_registry/list")

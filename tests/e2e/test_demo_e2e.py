@@ -84,3 +84,21 @@ def test_demo_stops_every_process_it_started(demo_result: dict) -> None:
 def test_the_integration_logged_no_errors(demo_up: dict) -> None:
     """The whole run (start, flows, shedding, refusals) left no ERROR from the integration."""
     assert demo_up["integration_errors"] == [], demo_up["_failure"]
+
+
+def test_home_assistant_logged_no_errors(demo_up: dict) -> None:
+    """No core integration failed to set up under the demo's config (HA runs with --skip-pip:
+    the base platforms' requirements are pre-installed) and nothing else logged an error."""
+    assert demo_up["core_errors"] == [], demo_up["_failure"]
+
+
+def test_no_deprecation_reported_for_the_integration(demo_up: dict) -> None:
+    """On the newest Home Assistant, nothing the integration does is reported as deprecated."""
+    assert demo_up["deprecations"] == [], demo_up["_failure"]
+
+
+def test_http_settings_are_confirmed(demo_up: dict) -> None:
+    """HA 2026.8+ stages YAML http: settings as pending and reverts them (restarting HA on all
+    interfaces) after 5 minutes unless confirmed: the demo confirms them."""
+    assert demo_up["http_pending"] is None, demo_up["_failure"]
+    assert demo_up["http_revert_at"] is None, demo_up["_failure"]

@@ -544,7 +544,9 @@ async def test_command_failed_alerts(
     assert len(notified["test_target"]) == 2
     # the entity sits on the site's device
     entity = er.async_get(hass).async_get(state.entity_id)
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, entry.entry_id)})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, entry.entry_id), entry.entry_id
+    )
     assert entity is not None and device is not None and entity.device_id == device.id
     assert device.name == "Village"
 

@@ -27,10 +27,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.selector import SelectSelector
+import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
-import voluptuous_serialize
 
 from custom_components.microgrid import site_config
 from custom_components.microgrid.alerts import (
@@ -252,7 +252,7 @@ def assert_translated(result: dict[str, Any], section: dict[str, Any]) -> None:
         return
     assert result["type"] is FlowResultType.FORM
     # The frontend and the REST API get the schema serialized; it must serialize.
-    voluptuous_serialize.convert(result["data_schema"], custom_serializer=cv.custom_serializer)
+    probatio.to_field_list(result["data_schema"], custom_serializer=cv.custom_serializer)
     step = section["step"][result["step_id"]]
     for key, value in result["data_schema"].schema.items():
         assert str(key) in step["data"], f"{result['step_id']}: no label for {key}"
@@ -594,7 +594,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
     assert sum(s.subentry_type == SUBENTRY_ZONE for s in entry.subentries.values()) == 2
 
     clinic = next(s for s in entry.subentries.values() if s.unique_id == "Zone1")
-    result = await entry.start_subentry_reconfigure_flow(hass, SUBENTRY_ZONE, clinic.subentry_id)
+    result = await entry.start_subentry_reconfigure_flow(hass, clinic.subentry_id)
     assert result["step_id"] == "reconfigure"
     assert result["description_placeholders"] == {CONF_ZONE_ID: "Zone1"}
     assert_translated(result, ZONE_STRINGS)
@@ -681,9 +681,7 @@ async def test_household_subentry_members_duplicate_and_rename(hass: HomeAssista
     assert result["reason"] == "already_configured"
     assert_translated(result, HOUSEHOLD_STRINGS)
 
-    result = await entry.start_subentry_reconfigure_flow(
-        hass, SUBENTRY_HOUSEHOLD, okafor.subentry_id
-    )
+    result = await entry.start_subentry_reconfigure_flow(hass, okafor.subentry_id)
     assert suggested(result, CONF_MEMBERS) == [alice.id, bob.id]
     result = await flows.async_configure(
         result["flow_id"], {CONF_NAME: "Mensah", CONF_MEMBERS: [alice.id]}
