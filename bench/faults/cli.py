@@ -29,7 +29,7 @@ from .scenarios import (
 )
 from .stack import ROOT, HAError, start_stack
 
-PROG = ".venv/bin/python -m bench.faults"
+PROG = "./scripts/py -m bench.faults"
 
 METHOD = """\
 How the figures are obtained (a benchmark: it prints figures, it never passes or fails):
