@@ -1232,6 +1232,8 @@ class AlertManager:
                 alert_id=alert.alert_id,
             )
             done.append(acked)
+        if done:
+            self._saver.schedule(now=True)  # a person's acknowledgement: not lost to a power cut
         return done
 
     def query(

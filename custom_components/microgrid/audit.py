@@ -26,6 +26,7 @@ from .storage import BoundedSave
 STORAGE_VERSION = 2  # 2: entries carry prev/hash; the payload an anchor and the known options
 MAX_ENTRIES = 5000
 SAVE_DELAY_S = 10
+MACHINE_ACTORS = frozenset({"policy", "optimizer", "balancer", "system"})
 GENESIS = "0" * 64  # the predecessor hash of the very first entry
 # A rate-limit burst ends after this long without a refused call (or at the next accepted one).
 BURST_QUIET = timedelta(seconds=60)
@@ -302,7 +303,9 @@ class AuditLog:
         entry = AuditEntry(**fields, prev=prev, hash=entry_hash(fields, prev))
         self._entries.append(entry)
         self._trim()
-        self._saver.schedule()
+        # What people did is written at once (rare, rate-limited); the machine's own entries
+        # within SAVE_DELAY_S.
+        self._saver.schedule(now=actor not in MACHINE_ACTORS)
         self._hass.bus.async_fire(EVENT_AUDIT, asdict(entry))
         if message:
             async_log_entry(

@@ -176,9 +176,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         }
 
     @callback
-    def _save_soon(self) -> None:
-        """Persist within STATE_SAVE_DELAY_S of the first unsaved change."""
-        self._saver.schedule()
+    def _save_soon(self, *, now: bool = False) -> None:
+        """Persist within STATE_SAVE_DELAY_S of the first unsaved change (`now`: a person's
+        request or override, written on the next loop turn)."""
+        self._saver.schedule(now=now)
 
     async def async_shutdown(self) -> None:
         """Flush state on unload and at stop."""
@@ -877,7 +878,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             self.requests.pop(zone_id, None)
         else:
             self.requests[zone_id] = on
-        self._save_soon()
+        self._save_soon(now=True)
         self.audit.record(
             now=now,
             actor=actor,
@@ -905,7 +906,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         now = dt_util.utcnow()
         override = Override(on=on, reason=reason, expires=now + duration, user_id=actor)
         self.overrides[zone_id] = override
-        self._save_soon()
+        self._save_soon(now=True)
         self.audit.record(
             now=now,
             actor=actor,
@@ -927,7 +928,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         if self.overrides.pop(zone_id, None) is None:
             return False
         now = dt_util.utcnow()
-        self._save_soon()
+        self._save_soon(now=True)
         self.audit.record(
             now=now,
             actor=actor,

@@ -25,12 +25,13 @@ class BoundedSave:
         self._pending = False
 
     @callback
-    def schedule(self) -> None:
-        """Make sure the current data is written within the delay."""
-        if self._pending:
+    def schedule(self, *, now: bool = False) -> None:
+        """Make sure the current data is written within the delay (`now`: on the next loop
+        turn, for what a person did: rare, and not to be lost to a power cut)."""
+        if self._pending and not now:
             return
         self._pending = True
-        self._store.async_delay_save(self._payload, self._delay_s)
+        self._store.async_delay_save(self._payload, 0 if now else self._delay_s)
 
     @callback
     def _payload(self) -> Any:

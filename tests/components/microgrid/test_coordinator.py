@@ -245,3 +245,31 @@ async def test_a_flood_of_unknown_boards_is_bounded(
     coordinator.on_data(ghosts, set(ghosts))
     assert len(coordinator.unknown_zones) == MAX_UNKNOWN_ZONES_KEPT
     assert coordinator.band is not None and coordinator.band.value == "normal"
+
+
+async def test_a_persons_override_and_request_are_saved_at_once(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """An admin override and a household request reach the store on the next loop turn, not
+    after the save delay (the clock does not move here): a power cut right after keeps them."""
+    entry = init_integration
+    coordinator = coordinator_of(entry)
+    state_key = f"{DOMAIN}.{entry.entry_id}.state"
+    audit_key = f"{DOMAIN}.{entry.entry_id}.audit"
+    await hass.async_block_till_done()
+    hass_storage.pop(state_key, None)
+    hass_storage.pop(audit_key, None)
+    coordinator.async_set_override(
+        "Zone4", False, reason="pump repair", duration=timedelta(hours=1), actor="a", actor_name="A"
+    )
+    coordinator.async_set_request("Zone3", False, actor="h", actor_name="H")
+    async_fire_time_changed(hass)  # due now: no time passes
+    await hass.async_block_till_done()
+    saved = hass_storage[state_key]["data"]
+    assert saved["overrides"]["Zone4"]["reason"] == "pump repair"
+    assert saved["requests"] == {"Zone3": False}
+    actions = [e["action"] for e in hass_storage[audit_key]["data"]["entries"]]
+    assert "override_set" in actions and "zone_request" in actions
