@@ -204,8 +204,9 @@ class PlanInput:
     emergency_pct: float = 10.0  # at or above it the plan keeps critical zones on
     # what the lower classes must leave at the horizon's end for the higher ones after it
     end_reserve: EndReserve = field(default_factory=EndReserve)
-    # The forecast's pessimistic side, used only by the deferrable-job tier: a job may run only
-    # where the higher classes' plan still holds at low PV and high demand. None: pv_w/demand_w.
+    # The forecast's pessimistic side (README): non-critical keeps what critical and semi-critical
+    # need at pv_low_w; jobs run only where every class above holds at low PV and high demand.
+    # None: pv_w / demand_w (critical and semi-critical never see these).
     pv_low_w: tuple[float, ...] | None = None
     demand_high_w: Mapping[str, tuple[float, ...]] | None = None
 

@@ -352,7 +352,7 @@ def pv_low_share(s: Scenario, t: int) -> float:
 def _spread(
     s: Scenario, *, t: int, kind: str, pv: np.ndarray, demand: dict[str, tuple[float, ...]]
 ) -> dict[str, Any]:
-    """The forecast's pessimistic side, for the job tier only (`PlanInput.pv_low_w`,
+    """The forecast's pessimistic side for the lower tiers (`PlanInput.pv_low_w`,
     `demand_high_w`): none for a perfect forecast; for persistence PV x `pv_low_share` and
     demand x `EndReserve.demand_factor`, both from the next slot on (the slot now is close to
     what is measured)."""
