@@ -204,6 +204,11 @@ class PlanInput:
     emergency_pct: float = 10.0  # at or above it the plan keeps critical zones on
     # what the lower classes must leave at the horizon's end for the higher ones after it
     end_reserve: EndReserve = field(default_factory=EndReserve)
+    # The forecast's pessimistic side (README): non-critical keeps what critical and semi-critical
+    # need at pv_low_w; jobs run only where every class above holds at low PV and high demand.
+    # None: pv_w / demand_w (critical and semi-critical never see these).
+    pv_low_w: tuple[float, ...] | None = None
+    demand_high_w: Mapping[str, tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         """Validate shapes and numbers once, so the planner never meets bad data."""
@@ -238,6 +243,22 @@ class PlanInput:
             )
             for i, value in enumerate(row):
                 _finite_nonneg(value, f"demand_w[{zone_id}][{i}]")
+        if self.pv_low_w is not None:
+            _require(
+                len(self.pv_low_w) == self.horizon_slots,
+                f"pv_low_w has {len(self.pv_low_w)} slots, horizon_slots is {self.horizon_slots}",
+            )
+            for i, value in enumerate(self.pv_low_w):
+                _finite_nonneg(value, f"pv_low_w[{i}]")
+        for zone_id, row in (self.demand_high_w or {}).items():
+            _require(zone_id in known, f"demand_high_w names unknown zone {zone_id!r}")
+            _require(
+                len(row) == self.horizon_slots,
+                f"demand_high_w[{zone_id}] has {len(row)} slots, "
+                f"horizon_slots is {self.horizon_slots}",
+            )
+            for i, value in enumerate(row):
+                _finite_nonneg(value, f"demand_high_w[{zone_id}][{i}]")
         by_id = {z.zone_id: z for z in self.zones}
         for job in self.jobs:
             _require(job.zone_id in known, f"job names unknown zone {job.zone_id!r}")

@@ -571,6 +571,34 @@ def _end_floor_wh(
     return max(floor_wh, min(end_wh, reachable))
 
 
+def _pessimistic_target(
+    inp: PlanInput,
+    *,
+    demand: Mapping[str, np.ndarray],
+    zone_on: Mapping[str, np.ndarray],
+    floor_end: np.ndarray,
+    end_wh: float,
+    pv: np.ndarray,
+    energy0: float,
+    phys: Physics,
+) -> np.ndarray:
+    """Per slot, the least stored energy that keeps the zones planned so far on their floors if
+    the PV came in at `pv_low_w` (their demand as forecast), capped at what they leave there
+    themselves (a floor out of reach: the tier below may not lower the stored energy)."""
+    low = np.minimum(pv, np.asarray(inp.pv_low_w, dtype=float))
+    load = np.zeros(inp.horizon_slots)
+    for zone in inp.zones:
+        if zone.priority is not PriorityClass.DEFERRABLE:
+            load += zone_on[zone.zone_id] * demand[zone.zone_id]
+    floor = floor_end.copy()
+    floor[-1] = _end_floor_wh(
+        floor[-1], end_wh, fixed_load_w=load, pv_w=low, energy0_wh=energy0, phys=phys
+    )
+    return np.minimum(
+        min_end_energy_wh(load, floor, low, phys), trajectory_wh(load, low, energy0, phys)[1:]
+    )
+
+
 def plan(inp: PlanInput) -> Plan:
     """The best day plan for the input; never "infeasible": what cannot be met is in `unmet`."""
     phys = physics_of(inp)
@@ -603,6 +631,21 @@ def plan(inp: PlanInput) -> Plan:
                 phys=phys,
             )
         target = min_end_energy_wh(fixed_load, floor_end, pv, phys)
+        if priority is PriorityClass.NON_CRITICAL and inp.pv_low_w is not None:
+            # keep what critical and semi-critical need should the PV come in low
+            target = np.maximum(
+                target,
+                _pessimistic_target(
+                    inp,
+                    demand=demand,
+                    zone_on=zone_on,
+                    floor_end=floor_end,
+                    end_wh=end_wh,
+                    pv=pv,
+                    energy0=energy0,
+                    phys=phys,
+                ),
+            )
         force = (
             inp.emergency_pct / 100.0 * phys.capacity_wh
             if priority is PriorityClass.CRITICAL
@@ -656,16 +699,31 @@ def plan(inp: PlanInput) -> Plan:
                 if short > 0.5:
                     unmet.append(f"critical {zone.zone_id}: {short:.0f} Wh unserved")
 
+    # The jobs are planned against the forecast's pessimistic side (pv_low_w, demand_high_w;
+    # the forecast itself when not given): the higher tiers' on-slots at high demand and low PV.
+    job_pv = pv if inp.pv_low_w is None else np.minimum(pv, np.asarray(inp.pv_low_w, float))
+    job_fixed = fixed_load
+    if inp.demand_high_w:
+        job_fixed = np.zeros(n_slots)
+        for zone in inp.zones:
+            if zone.priority is PriorityClass.DEFERRABLE:
+                continue
+            row = np.asarray(inp.demand_high_w.get(zone.zone_id, demand[zone.zone_id]), float)
+            job_fixed += zone_on[zone.zone_id] * np.maximum(row, demand[zone.zone_id])
+    job_floor_end = floor_end.copy()
+    job_floor_end[-1] = _end_floor_wh(
+        floor_end[-1], end_wh, fixed_load_w=job_fixed, pv_w=job_pv, energy0_wh=energy0, phys=phys
+    )
     floor_end[-1] = _end_floor_wh(
         floor_end[-1], end_wh, fixed_load_w=fixed_load, pv_w=pv, energy0_wh=energy0, phys=phys
     )
     job_plans, job_load, job_floor = _plan_jobs(
         inp,
         phys=phys,
-        pv=pv,
+        pv=job_pv,
         energy0=energy0,
-        fixed_load=fixed_load,
-        floor_end=floor_end,
+        fixed_load=job_fixed,
+        floor_end=job_floor_end,
         zone_on=zone_on,
     )
     fixed_load = fixed_load + job_load
@@ -727,7 +785,11 @@ def _plan_jobs(
         shape = job_shape(job, zone, inp, zone_on[zone.zone_id])
         load = fixed_load + job_load
         floor = np.maximum(floor_end, job_floor)
-        target = min_end_energy_wh(load, floor, pv, phys)
+        # A job never takes energy the tiers above need: where their floor is out of reach
+        # (at a pessimistic forecast it may be), it may not lower the stored energy at all.
+        target = np.minimum(
+            min_end_energy_wh(load, floor, pv, phys), trajectory_wh(load, pv, energy0, phys)[1:]
+        )
         runs = plan_job(
             shape=shape,
             reserve_wh=reserve_wh,

@@ -325,7 +325,48 @@ def _plan_input(
         switch_cost=s.switch_cost,
         emergency_pct=s.thresholds.emergency_pct,
         end_reserve=s.end_reserve,
+        **_spread(s, t=t, kind=kind, pv=pv, demand=dem),
     )
+
+
+# The job tier's low PV forecast (persistence): the forecast times how much of the forecast PV
+# actually came over the last SPREAD_WINDOW_H hours (at most 1), times SPREAD_MARGIN; before
+# there is SPREAD_MIN_SEEN_WH of forecast PV to judge by, times EndReserve.pv_share.
+SPREAD_WINDOW_H = 3.0
+SPREAD_MARGIN = 0.9
+SPREAD_MIN_SEEN_WH = 50.0
+
+
+def pv_low_share(s: Scenario, t: int) -> float:
+    """The share of the persistence PV forecast the jobs are planned against at slot t."""
+    per_day = s.slots_per_day
+    actual = np.asarray(s.pv_w, dtype=float)
+    lo = max(t - round(SPREAD_WINDOW_H * 60 / s.slot_minutes), per_day)
+    seen = actual[lo:t]
+    said = actual[lo - per_day : t - per_day] if t > lo else seen  # what persistence said
+    if said.sum() * s.slot_minutes / 60.0 < SPREAD_MIN_SEEN_WH:
+        return s.end_reserve.pv_share
+    return min(1.0, float(seen.sum() / said.sum())) * SPREAD_MARGIN
+
+
+def _spread(
+    s: Scenario, *, t: int, kind: str, pv: np.ndarray, demand: dict[str, tuple[float, ...]]
+) -> dict[str, Any]:
+    """The forecast's pessimistic side for the lower tiers (`PlanInput.pv_low_w`,
+    `demand_high_w`): none for a perfect forecast; for persistence PV x `pv_low_share` and
+    demand x `EndReserve.demand_factor`, both from the next slot on (the slot now is close to
+    what is measured)."""
+    if kind == "perfect":
+        return {}
+    low = pv * pv_low_share(s, t)
+    low[:1] = pv[:1]
+    factor = s.end_reserve.demand_factor
+    return {
+        "pv_low_w": tuple(low.tolist()),
+        "demand_high_w": {
+            z: (row[0], *(w * factor for w in row[1:])) for z, row in demand.items() if row
+        },
+    }
 
 
 def _trip(
