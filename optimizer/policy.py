@@ -181,22 +181,23 @@ def _raw_band(soc_pct: float, thresholds: Thresholds) -> Band:
     return Band.NORMAL
 
 
-_BAND_ORDER = {Band.EMERGENCY: 0, Band.CONSERVATION: 1, Band.NORMAL: 2}
+# Lower is more severe.
+BAND_ORDER = {Band.EMERGENCY: 0, Band.CONSERVATION: 1, Band.NORMAL: 2}
 
 
 def band_for(soc_pct: float | None, previous: Band | None, thresholds: Thresholds) -> Band:
     """The band: a lower one as soon as SoC is below it, a higher one only past the hysteresis."""
     site = sane_thresholds(thresholds)
     soc = valid_soc_pct(soc_pct)
-    known_previous = Band(previous) if previous in _BAND_ORDER else None  # "normal" from storage
+    known_previous = Band(previous) if previous in BAND_ORDER else None  # "normal" from storage
     if soc is None:
         return known_previous or Band.CONSERVATION
     raw = _raw_band(soc, site)
-    if known_previous is None or _BAND_ORDER[raw] <= _BAND_ORDER[known_previous]:
+    if known_previous is None or BAND_ORDER[raw] <= BAND_ORDER[known_previous]:
         return raw
     # Climbing: each step up needs the threshold plus the hysteresis.
     lifted = _raw_band(soc - site.hysteresis_pct, site)
-    return max(known_previous, lifted, key=_BAND_ORDER.__getitem__)
+    return max(known_previous, lifted, key=BAND_ORDER.__getitem__)
 
 
 # ---- households ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from .models import MLView, SiteConfig, SiteSnapshot, ZoneSnapshot
 from .optimizer.dispatch import DispatchInput, dispatch
 from .optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
 from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
-from .optimizer.policy import band_for
+from .optimizer.policy import BAND_ORDER, band_for
 from .planning import PlanManager
 from .protocol import BoardReading, InvalidReading, parse_board_record
 from .storage import BoundedSave
@@ -55,7 +55,6 @@ DECIDE_INTERVAL_S = 0.25
 OUTLIER_AFTER_RECORDS = 2
 OUTLIER_AFTER = timedelta(seconds=30)
 MAX_UNKNOWN_ZONES_KEPT = 100
-_BAND_SEVERITY = {Band.EMERGENCY: 0, Band.CONSERVATION: 1, Band.NORMAL: 2}
 # Energy is integrated only across gaps shorter than this; a longer gap is unknown, not zero.
 MAX_INTEGRATION_GAP_S = 600.0
 MAX_REJECTIONS_KEPT = 50
@@ -103,6 +102,11 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self.unknown_zones: set[str] = set()
         self.stream_cancelled: str | None = None
         self.battery: FusedBattery | None = None
+        # The battery's physics for judging the boards: PV may charge it as hard as the
+        # inverter discharges it, so twice the power limit bounds any real change.
+        self._fusion_limits = FusionLimits(
+            capacity_wh=site.capacity_wh, max_power_w=2 * site.limit_w()
+        )
         self.outliers: dict[str, str] = {}  # flagged boards: zone -> why
         # zone -> (its last disagreeing record's arrival, how many in a row, since when)
         self._outlier_records: dict[str, tuple[datetime, int, datetime]] = {}
@@ -223,8 +227,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     async def _async_update_data(self) -> SiteSnapshot:
         """Read sensors/ over REST at setup (a refresh asked for later keeps the last data)."""
         if self.data is not None:
-            await self._async_poll()
-            return self._evaluate(dt_util.utcnow())
+            await self._async_poll()  # decides and publishes itself when it got data
+            return self.data
         try:
             raw = await self.link.async_get(PATH_SENSORS)
         except FirebaseAuthError as err:
@@ -494,12 +498,6 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
 
     # ---- one battery, many boards --------------------------------------------------------
 
-    @property
-    def _fusion_limits(self) -> FusionLimits:
-        """The battery's physics for judging the boards: PV may charge it as hard as the
-        inverter discharges it, so twice the power limit bounds any real change."""
-        return FusionLimits(capacity_wh=self.site.capacity_wh, max_power_w=2 * self.site.limit_w())
-
     def _fuse(self, now: datetime, live: Mapping[str, BoardReading]) -> FusedBattery | None:
         """The shared battery as the online boards, taken together, see it."""
         boards = [
@@ -523,7 +521,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         if battery is None:
             return False
         band = band_for(battery.soc_pct, self.band, thresholds)
-        return _BAND_SEVERITY[band] < _BAND_SEVERITY[self.band]
+        return BAND_ORDER[band] < BAND_ORDER[self.band]
 
     @callback
     def _track_outliers(

@@ -336,12 +336,16 @@ def stop_demo(proc: subprocess.Popen[str], state_dir: Path, result: dict[str, An
     result["survivors"] = {name: pid for name, pid in pids.items() if _alive(pid)}
 
 
-def integration_errors(log_path: Path) -> list[str]:
-    """ERROR/CRITICAL lines the integration itself logged (refused service calls are HA's)."""
+def log_lines(log_path: Path) -> list[str]:
+    """Home Assistant's log, line by line ([] when it is missing)."""
     try:
-        lines = log_path.read_text(errors="replace").splitlines()
+        return log_path.read_text(errors="replace").splitlines()
     except OSError:
         return []
+
+
+def integration_errors(lines: list[str]) -> list[str]:
+    """ERROR/CRITICAL lines the integration itself logged (refused service calls are HA's)."""
     return [
         line[:300]
         for line in lines
@@ -349,13 +353,9 @@ def integration_errors(log_path: Path) -> list[str]:
     ]
 
 
-def core_errors(log_path: Path) -> list[str]:
+def core_errors(lines: list[str]) -> list[str]:
     """ERROR/CRITICAL lines of Home Assistant itself and the libraries under it (a core
     integration that fails to set up, a missing binary); the integration's own are above."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
     return [
         line[:300]
         for line in lines
@@ -367,12 +367,8 @@ def core_errors(log_path: Path) -> list[str]:
     ]
 
 
-def deprecation_reports(log_path: Path) -> list[str]:
+def deprecation_reports(lines: list[str]) -> list[str]:
     """Home Assistant's reports that the integration uses something deprecated."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
     return [
         line[:400]
         for line in lines
@@ -408,9 +404,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop_demo(proc, state_dir, result)
         ha_log = state_dir / "config" / "home-assistant.log"
-        result["integration_errors"] = integration_errors(ha_log)
-        result["core_errors"] = core_errors(ha_log)
-        result["deprecations"] = deprecation_reports(ha_log)
+        lines = log_lines(ha_log)
+        result["integration_errors"] = integration_errors(lines)
+        result["core_errors"] = core_errors(lines)
+        result["deprecations"] = deprecation_reports(lines)
         result["logs"] = {
             "demo.stderr": log_tail(args.work / "demo.stderr", lines=60),
             **{p.name: log_tail(p, lines=80) for p in sorted((state_dir / "logs").glob("*.log"))},
