@@ -84,7 +84,8 @@ BAD_BODIES: dict[str, tuple[Callable[[], Any], int]] = {
         lambda: {"token": _token(_claims() | {"exp": int(time.time()) + 301})},
         401,
     ),
-    "iat_61_s_ahead": (lambda: {"token": _token(_claims(ago=-61))}, 401),
+    # 75 s, not 61: _claims truncates to whole seconds, so 61 could land at 60.x s ahead.
+    "iat_75_s_ahead": (lambda: {"token": _token(_claims(ago=-75))}, 401),
     # PyJWT's own iat check raised TypeError on this (HA answered 200 with a traceback).
     "iat_not_a_time": (lambda: {"token": _token({**_claims(), "iat": [1]})}, 400),
     "token_not_text": (lambda: {"token": 42}, 400),
