@@ -11,41 +11,24 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .alerts import async_setup_alert_services, async_setup_alerts
-from .audit import AuditLog
-from .auth import auth_for
+from .alerts.manager import async_setup_alert_services, async_setup_alerts
 from .const import (
-    CONF_BATTERY_CAPACITY_WH,
     CONF_COMMAND_SECRET,
-    CONF_CONSERVATION_PCT,
-    CONF_CONTROL_MODE,
-    CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
-    CONF_EMERGENCY_PCT,
-    CONF_HYSTERESIS_PCT,
-    CONF_MEMBERS,
-    CONF_MIN_OFF_S,
-    CONF_MIN_ON_S,
-    CONF_NAME,
-    CONF_NOMINAL_VOLTAGE_V,
-    CONF_POWER_LIMIT_W,
     CONF_SERVICE_ACCOUNT,
-    CONF_SITE_NAME,
-    CONF_TEMPERATURE_ENTITY,
-    CONTROL_MODE_AUTO,
-    DEFAULT_OPTIONS,
     DOMAIN,
     PATH_SENSORS,
-    SUBENTRY_HOUSEHOLD,
-    SUBENTRY_ZONE,
 )
-from .coordinator import MicrogridCoordinator
-from .firebase import FirebaseAuthError, FirebaseLink
-from .learning import model_path, remove_models
-from .models import MicrogridConfigEntry, MicrogridRuntimeData, SiteConfig, zone_from_subentry
-from .optimizer.model import Thresholds
-from .services import async_setup_services
-from .webhook import async_register_webhook
+from .control.coordinator import MicrogridCoordinator
+from .control.webhook import async_register_webhook
+from .learning.manager import model_path, remove_models
+from .link.auth import auth_for
+from .link.errors import FirebaseAuthError
+from .link.rtdb import FirebaseLink
+from .people.audit import AuditLog
+from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
+from .services.actions import async_setup_services
+from .site import site_config
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -62,41 +45,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_setup_alert_services(hass)
     return True
-
-
-def site_config(entry: MicrogridConfigEntry) -> SiteConfig:
-    """The site as configured in the entry's data, options and subentries."""
-    options = {**DEFAULT_OPTIONS, **entry.options}
-    zones = []
-    zone_subentry = {}
-    households: dict[str, frozenset[str]] = {}
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_ZONE:
-            zone = zone_from_subentry(dict(subentry.data))
-            zones.append(zone)
-            zone_subentry[zone.zone_id] = subentry.subentry_id
-        elif subentry.subentry_type == SUBENTRY_HOUSEHOLD:
-            households[subentry.data[CONF_NAME]] = frozenset(subentry.data.get(CONF_MEMBERS, []))
-    zones.sort(key=lambda z: z.zone_id)
-    return SiteConfig(
-        site_name=entry.data.get(CONF_SITE_NAME) or entry.title,
-        capacity_wh=float(entry.data[CONF_BATTERY_CAPACITY_WH]),
-        nominal_voltage_v=float(entry.data[CONF_NOMINAL_VOLTAGE_V]),
-        power_limit_w=float(entry.data[CONF_POWER_LIMIT_W]),
-        thresholds=Thresholds(
-            conservation_pct=float(options[CONF_CONSERVATION_PCT]),
-            emergency_pct=float(options[CONF_EMERGENCY_PCT]),
-            critical_alert_pct=float(options[CONF_CRITICAL_ALERT_PCT]),
-            hysteresis_pct=float(options[CONF_HYSTERESIS_PCT]),
-            min_on_s=float(options[CONF_MIN_ON_S]),
-            min_off_s=float(options[CONF_MIN_OFF_S]),
-        ),
-        control_auto=options[CONF_CONTROL_MODE] == CONTROL_MODE_AUTO,
-        zones=tuple(zones),
-        zone_subentry=zone_subentry,
-        households=households,
-        temperature_entity_id=options.get(CONF_TEMPERATURE_ENTITY) or None,
-    )
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -> bool:

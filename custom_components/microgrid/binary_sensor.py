@@ -16,8 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MicrogridEntity, MicrogridZoneEntity
-from .models import MicrogridConfigEntry, SiteSnapshot
 from .optimizer.model import Band
+from .runtime import MicrogridConfigEntry
+from .snapshot import SiteSnapshot
 
 PARALLEL_UPDATES = 0
 

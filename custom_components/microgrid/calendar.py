@@ -10,9 +10,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .entity import MicrogridEntity
-from .models import MicrogridConfigEntry
 from .optimizer.model import PriorityClass
-from .planning import plan_runs
+from .planning.manager import plan_runs
+from .runtime import MicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -38,19 +38,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .alerts import (
-    CONF_ESCALATION_MINUTES,
-    CONF_ESCALATION_TARGETS,
-    CONF_FCM_TOKENS,
-    CONF_FCM_TOPIC,
-    CONF_NOTIFY_TARGETS,
-    CONF_SMS_TARGETS,
-    CONF_TWILIO_ACCOUNT_SID,
-    CONF_TWILIO_AUTH_TOKEN,
-    CONF_TWILIO_FROM,
-    DEFAULT_ESCALATION_MINUTES,
-    MAX_ESCALATION_MINUTES,
-    SMS_PUSH_OPTIONS,
+from .alerts.manager import (
     normalize_phone,
     normalize_target,
     target_exists,
@@ -59,7 +47,6 @@ from .alerts import (
     valid_twilio_sid,
     valid_twilio_token,
 )
-from .auth import InvalidServiceAccount, auth_for
 from .const import (
     CONF_BATTERY_CAPACITY_WH,
     CONF_COMMAND_SECRET,
@@ -68,6 +55,10 @@ from .const import (
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
     CONF_EMERGENCY_PCT,
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
     CONF_MEMBERS,
@@ -75,6 +66,7 @@ from .const import (
     CONF_MIN_ON_S,
     CONF_NAME,
     CONF_NOMINAL_VOLTAGE_V,
+    CONF_NOTIFY_TARGETS,
     CONF_POWER_LIMIT_W,
     CONF_PRIORITY,
     CONF_RATE_LIMIT_BURST,
@@ -83,26 +75,30 @@ from .const import (
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
+    CONF_SMS_TARGETS,
     CONF_TEMPERATURE_ENTITY,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
     CONF_ZONE_ID,
     CONTROL_MODE_AUTO,
     CONTROL_MODE_MONITOR,
+    DEFAULT_ESCALATION_MINUTES,
     DEFAULT_OPTIONS,
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DOMAIN,
     LOGGER,
+    MAX_ESCALATION_MINUTES,
     PATH_SENSORS,
+    SMS_PUSH_OPTIONS,
     SUBENTRY_HOUSEHOLD,
     SUBENTRY_ZONE,
 )
-from .firebase import (
-    FirebaseAuthError,
-    FirebaseError,
-    FirebaseInvalidURL,
-    FirebaseLink,
-    parse_database_url,
-)
+from .link.auth import InvalidServiceAccount, auth_for
+from .link.errors import FirebaseAuthError, FirebaseError, FirebaseInvalidURL
+from .link.rtdb import FirebaseLink
+from .link.url import parse_database_url
 from .optimizer.model import PriorityClass, Schedule
 
 # HS256 wants a key at least as long as its hash; shorter secrets are guessable offline.

@@ -97,3 +97,24 @@ TICK_INTERVAL: Final = timedelta(seconds=5)  # ack timeouts, retries, heartbeats
 # REST poll only while the stream is down: readings (and the emergency crossing) are seen at
 # most this late; ~1 KB a request, only during an outage.
 POLL_INTERVAL: Final = timedelta(seconds=10)
+
+# Alert options (entry.options; edited in the options flow).
+CONF_NOTIFY_TARGETS: Final = "notify_targets"  # notify actions / entities, e.g. notify.mobile_app_x
+CONF_ESCALATION_TARGETS: Final = "escalation_targets"
+CONF_ESCALATION_MINUTES: Final = "escalation_minutes"
+DEFAULT_ESCALATION_MINUTES: Final = 10
+MAX_ESCALATION_MINUTES: Final = 1440
+CONF_TWILIO_ACCOUNT_SID: Final = "twilio_account_sid"
+CONF_TWILIO_AUTH_TOKEN: Final = "twilio_auth_token"
+CONF_TWILIO_FROM: Final = "twilio_from"  # the sending number, E.164
+CONF_SMS_TARGETS: Final = "sms_targets"  # E.164 numbers that get critical alerts by SMS
+CONF_FCM_TOPIC: Final = "fcm_topic"
+CONF_FCM_TOKENS: Final = "fcm_tokens"  # FCM registration tokens of the site's phones
+SMS_PUSH_OPTIONS: Final = (
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
+    CONF_SMS_TARGETS,
+    CONF_FCM_TOPIC,
+    CONF_FCM_TOKENS,
+)

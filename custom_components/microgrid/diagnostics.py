@@ -7,15 +7,17 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .alerts import (
+from .alerts.manager import DATA_ALERTS
+from .const import (
+    CONF_COMMAND_SECRET,
+    CONF_DATABASE_URL,
     CONF_FCM_TOKENS,
+    CONF_SERVICE_ACCOUNT,
     CONF_SMS_TARGETS,
     CONF_TWILIO_ACCOUNT_SID,
     CONF_TWILIO_AUTH_TOKEN,
-    DATA_ALERTS,
 )
-from .const import CONF_COMMAND_SECRET, CONF_DATABASE_URL, CONF_SERVICE_ACCOUNT
-from .models import MicrogridConfigEntry
+from .runtime import MicrogridConfigEntry
 
 TO_REDACT = {
     CONF_COMMAND_SECRET,

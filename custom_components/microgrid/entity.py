@@ -7,8 +7,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import MicrogridCoordinator
-from .models import ZoneSnapshot
+from .control.coordinator import MicrogridCoordinator
+from .snapshot import ZoneSnapshot
 
 
 def site_device_info(coordinator: MicrogridCoordinator) -> DeviceInfo:

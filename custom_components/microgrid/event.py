@@ -8,9 +8,9 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .alerts import SIGNAL_ALERT, Alert, AlertType
+from .alerts.manager import SIGNAL_ALERT, Alert, AlertType
 from .const import DOMAIN
-from .models import MicrogridConfigEntry
+from .runtime import MicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -25,9 +25,10 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .entity import MicrogridEntity, MicrogridZoneEntity
-from .models import MicrogridConfigEntry, SiteSnapshot, ZoneSnapshot
 from .optimizer.model import Band
-from .planning import PLAN_STATUSES
+from .planning.manager import PLAN_STATUSES
+from .runtime import MicrogridConfigEntry
+from .snapshot import SiteSnapshot, ZoneSnapshot
 
 PARALLEL_UPDATES = 0
 

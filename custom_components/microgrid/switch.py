@@ -9,8 +9,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MicrogridZoneEntity
-from .models import MicrogridConfigEntry
-from .permissions import async_site_caller, refusal, zone_switch_refusal
+from .people.permissions import async_site_caller, refusal, zone_switch_refusal
+from .runtime import MicrogridConfigEntry
 
 PARALLEL_UPDATES = 0
 

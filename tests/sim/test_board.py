@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import jwt
 import pytest
 
-from custom_components.microgrid.protocol import build_command, parse_board_record
+from custom_components.microgrid.device import build_command, parse_board_record
 from sim.fleet import (
     MODE_FALLBACK,
     MODE_REMOTE,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 
-from custom_components.microgrid.protocol import parse_board_record
+from custom_components.microgrid.device import parse_board_record
 from sim.fleet import MODE_FALLBACK, Fleet, Reject
 from sim.rtdb import RTDBServer
 

@@ -34,7 +34,7 @@ from custom_components.microgrid.const import (
     SUBENTRY_HOUSEHOLD,
     SUBENTRY_ZONE,
 )
-from custom_components.microgrid.coordinator import MicrogridCoordinator
+from custom_components.microgrid.control.coordinator import MicrogridCoordinator
 from sim.rtdb import RTDBServer
 
 SECRET = "test-command-secret-0123456789abcdef"

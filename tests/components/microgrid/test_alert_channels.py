@@ -27,17 +27,8 @@ import jwt
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.microgrid import alerts
-from custom_components.microgrid.alerts import (
-    CONF_ESCALATION_MINUTES,
-    CONF_ESCALATION_TARGETS,
-    CONF_FCM_TOKENS,
-    CONF_FCM_TOPIC,
-    CONF_NOTIFY_TARGETS,
-    CONF_SMS_TARGETS,
-    CONF_TWILIO_ACCOUNT_SID,
-    CONF_TWILIO_AUTH_TOKEN,
-    CONF_TWILIO_FROM,
+from custom_components.microgrid.alerts import manager as alerts
+from custom_components.microgrid.alerts.manager import (
     FCM_SCOPE,
     SMS_MAX_CHARS,
     Alert,
@@ -51,8 +42,20 @@ from custom_components.microgrid.alerts import (
     normalize_phone,
     sms_body,
 )
-from custom_components.microgrid.auth import ServiceAccountAuth
-from custom_components.microgrid.const import CONF_SERVICE_ACCOUNT, DEFAULT_OPTIONS
+from custom_components.microgrid.const import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
+    CONF_NOTIFY_TARGETS,
+    CONF_SERVICE_ACCOUNT,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
+    DEFAULT_OPTIONS,
+)
+from custom_components.microgrid.link.auth import ServiceAccountAuth
 from sim.rtdb import RTDBServer
 
 from .test_alerts import advance, all_boards, manager_of, soc

@@ -20,10 +20,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.microgrid.alerts import (
-    CONF_ESCALATION_MINUTES,
-    CONF_ESCALATION_TARGETS,
-    CONF_NOTIFY_TARGETS,
+from custom_components.microgrid.alerts.manager import (
     DATA_ALERTS,
     Alert,
     AlertManager,
@@ -34,7 +31,14 @@ from custom_components.microgrid.alerts import (
     battery_step,
     normalize_target,
 )
-from custom_components.microgrid.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND_FAILED
+from custom_components.microgrid.const import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_NOTIFY_TARGETS,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    EVENT_COMMAND_FAILED,
+)
 from custom_components.microgrid.optimizer.model import Thresholds
 from sim.rtdb import RTDBServer
 

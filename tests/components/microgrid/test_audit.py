@@ -14,9 +14,9 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.microgrid import audit as audit_module
-from custom_components.microgrid.audit import GENESIS, AuditLog, entry_hash
 from custom_components.microgrid.const import DOMAIN
+from custom_components.microgrid.people import audit as audit_module
+from custom_components.microgrid.people.audit import GENESIS, AuditLog, entry_hash
 
 ENTRY_ID = "site1"
 KEY = f"{DOMAIN}.{ENTRY_ID}.audit"

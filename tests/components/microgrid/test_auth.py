@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 import jwt
 import pytest
 
-from custom_components.microgrid.auth import (
+from custom_components.microgrid.link.auth import (
     GRANT_TYPE,
     SCOPES,
     EmulatorAuth,
@@ -27,12 +27,12 @@ from custom_components.microgrid.auth import (
     auth_for,
     load_service_account,
 )
-from custom_components.microgrid.firebase import (
+from custom_components.microgrid.link.errors import (
     FirebaseAuthError,
     FirebaseConnectionError,
     FirebaseInvalidURL,
-    FirebaseLink,
 )
+from custom_components.microgrid.link.rtdb import FirebaseLink
 from sim.rtdb import RTDBServer
 
 CLIENT_EMAIL = "microgrid@site-123.iam.gserviceaccount.com"

@@ -12,13 +12,13 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.microgrid.commands import retry_delay
 from custom_components.microgrid.const import (
     BOARD_FALLBACK_AFTER,
     HEARTBEAT_INTERVAL,
     TICK_INTERVAL,
 )
-from custom_components.microgrid.firebase import FirebaseError
+from custom_components.microgrid.control.commands import retry_delay
+from custom_components.microgrid.link.errors import FirebaseError
 from sim.cli import build_parser
 from sim.fleet import FALLBACK_AFTER_S, Board, Fleet
 from sim.rtdb import RTDBServer

@@ -32,18 +32,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
-from custom_components.microgrid import site_config
-from custom_components.microgrid.alerts import (
-    CONF_ESCALATION_MINUTES,
-    CONF_ESCALATION_TARGETS,
-    CONF_FCM_TOKENS,
-    CONF_FCM_TOPIC,
-    CONF_NOTIFY_TARGETS,
-    CONF_SMS_TARGETS,
-    CONF_TWILIO_ACCOUNT_SID,
-    CONF_TWILIO_AUTH_TOKEN,
-    CONF_TWILIO_FROM,
-)
 from custom_components.microgrid.config_flow import site_unique_id
 from custom_components.microgrid.const import (
     CONF_BATTERY_CAPACITY_WH,
@@ -53,6 +41,10 @@ from custom_components.microgrid.const import (
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
     CONF_EMERGENCY_PCT,
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
     CONF_MEMBERS,
@@ -60,13 +52,18 @@ from custom_components.microgrid.const import (
     CONF_MIN_ON_S,
     CONF_NAME,
     CONF_NOMINAL_VOLTAGE_V,
+    CONF_NOTIFY_TARGETS,
     CONF_POWER_LIMIT_W,
     CONF_PRIORITY,
     CONF_RATED_W,
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
+    CONF_SMS_TARGETS,
     CONF_TEMPERATURE_ENTITY,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
     CONF_ZONE_ID,
     CONTROL_MODE_MONITOR,
     DEFAULT_OPTIONS,
@@ -74,6 +71,7 @@ from custom_components.microgrid.const import (
     SUBENTRY_HOUSEHOLD,
     SUBENTRY_ZONE,
 )
+from custom_components.microgrid.site import site_config
 from sim.rtdb import RTDBServer
 
 TRANSLATIONS = json.loads(

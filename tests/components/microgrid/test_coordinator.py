@@ -13,14 +13,14 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.microgrid.alerts import DATA_ALERTS, AlertType
+from custom_components.microgrid.alerts.manager import DATA_ALERTS, AlertType
 from custom_components.microgrid.const import DOMAIN
-from custom_components.microgrid.coordinator import (
+from custom_components.microgrid.control.coordinator import (
     MAX_UNKNOWN_ZONES_KEPT,
     STATE_SAVE_DELAY_S,
     MicrogridCoordinator,
 )
-from custom_components.microgrid.learning import EVENT_ANOMALY
+from custom_components.microgrid.learning.manager import EVENT_ANOMALY
 from sim.rtdb import RTDBServer
 
 from .conftest import (

@@ -17,23 +17,24 @@ from aiohttp import web
 from hypothesis import given, settings, strategies as st
 import pytest
 
-from custom_components.microgrid.auth import EmulatorAuth
-from custom_components.microgrid.firebase import (
-    DatabaseURL,
+from custom_components.microgrid.link.auth import EmulatorAuth
+from custom_components.microgrid.link.errors import (
     FirebaseAuthError,
     FirebaseConnectionError,
     FirebaseError,
     FirebaseInvalidRequest,
     FirebaseInvalidURL,
-    FirebaseLink,
     SSEDecodeError,
+)
+from custom_components.microgrid.link.rtdb import (
+    FirebaseLink,
     SSEDecoder,
     SSEEvent,
     apply_patch,
     apply_put,
-    parse_database_url,
     split_path,
 )
+from custom_components.microgrid.link.url import DatabaseURL, parse_database_url
 from sim.rtdb import RTDBServer
 
 GUARD_S = 10.0  # hang guard only: every wait below ends on an observed event long before this

@@ -29,13 +29,13 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 
-from custom_components.microgrid import learning
 from custom_components.microgrid.const import (
     CONF_BATTERY_CAPACITY_WH,
     CONF_TEMPERATURE_ENTITY,
     DOMAIN,
 )
-from custom_components.microgrid.learning import (
+from custom_components.microgrid.learning import manager as learning
+from custom_components.microgrid.learning.manager import (
     EVENT_ANOMALY,
     MLManager,
     SampleBuffer,
@@ -202,8 +202,9 @@ def test_importing_the_integration_does_not_import_sklearn() -> None:
     code = (
         "import sys\n"
         "import custom_components.microgrid as m\n"
-        "import custom_components.microgrid.learning, custom_components.microgrid.sensor\n"
-        "import custom_components.microgrid.binary_sensor, custom_components.microgrid.services\n"
+        "import custom_components.microgrid.learning.manager, custom_components.microgrid.sensor\n"
+        "import custom_components.microgrid.binary_sensor\n"
+        "import custom_components.microgrid.services.actions\n"
         "bad = sorted(x for x in sys.modules if x.split('.')[0] == 'sklearn')\n"
         "assert not bad, bad\n"
     )

@@ -186,7 +186,7 @@ def test_clear_sky_fallback_and_persistence() -> None:
     from datetime import UTC, datetime
 
     from custom_components.microgrid.optimizer.model import PriorityClass, Zone
-    from custom_components.microgrid.planning import SlotHistory, clear_sky_shape
+    from custom_components.microgrid.planning.manager import SlotHistory, clear_sky_shape
 
     lat, lon = 12.0, 0.0  # tropical, solar noon at 12:00 UTC
     night, noon = datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -247,7 +247,7 @@ def test_scheduled_zones_plan_no_demand_outside_their_schedule() -> None:
     from datetime import UTC, datetime
 
     from custom_components.microgrid.optimizer.model import PriorityClass, Schedule, Zone
-    from custom_components.microgrid.planning import scheduled_demand
+    from custom_components.microgrid.planning.manager import scheduled_demand
 
     lat, lon = 12.0, 0.0
     times = [datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)]

@@ -8,7 +8,7 @@ import math
 import jwt
 import pytest
 
-from custom_components.microgrid.protocol import (
+from custom_components.microgrid.device import (
     InvalidReading,
     build_command,
     parse_board_record,

@@ -17,7 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.microgrid.webhook import (
+from custom_components.microgrid.control.webhook import (
     BURST,
     MAX_SEEN_PER_BOARD,
     ReadingGuard,

@@ -38,12 +38,28 @@ from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid_now
 import voluptuous as vol
 
-from .auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
-from .const import CONF_SERVICE_ACCOUNT, DOMAIN, EVENT_COMMAND_FAILED, LOGGER
-from .firebase import FirebaseError
-from .learning import EVENT_ANOMALY
-from .optimizer.model import PriorityClass, Thresholds
-from .permissions import (
+from ..const import (
+    CONF_ESCALATION_MINUTES,
+    CONF_ESCALATION_TARGETS,
+    CONF_FCM_TOKENS,
+    CONF_FCM_TOPIC,
+    CONF_NOTIFY_TARGETS,
+    CONF_SERVICE_ACCOUNT,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    CONF_TWILIO_AUTH_TOKEN,
+    CONF_TWILIO_FROM,
+    DEFAULT_ESCALATION_MINUTES,
+    DOMAIN,
+    EVENT_COMMAND_FAILED,
+    LOGGER,
+    MAX_ESCALATION_MINUTES,
+)
+from ..learning.manager import EVENT_ANOMALY
+from ..link.auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
+from ..link.errors import FirebaseError
+from ..optimizer.model import PriorityClass, Thresholds
+from ..people.permissions import (
     Actor,
     BadRequest,
     async_admin,
@@ -51,32 +67,13 @@ from .permissions import (
     households_of,
     refusal,
 )
-from .storage import BoundedSave
+from ..storage import BoundedSave
 
 if TYPE_CHECKING:
-    from .coordinator import MicrogridCoordinator
-    from .models import MicrogridConfigEntry, ZoneSnapshot
+    from ..control.coordinator import MicrogridCoordinator
+    from ..runtime import MicrogridConfigEntry
+    from ..snapshot import ZoneSnapshot
 
-# Options (entry.options; edited in the options flow).
-CONF_NOTIFY_TARGETS: Final = "notify_targets"  # notify actions / entities, e.g. notify.mobile_app_x
-CONF_ESCALATION_TARGETS: Final = "escalation_targets"
-CONF_ESCALATION_MINUTES: Final = "escalation_minutes"
-DEFAULT_ESCALATION_MINUTES: Final = 10
-MAX_ESCALATION_MINUTES: Final = 1440
-CONF_TWILIO_ACCOUNT_SID: Final = "twilio_account_sid"
-CONF_TWILIO_AUTH_TOKEN: Final = "twilio_auth_token"
-CONF_TWILIO_FROM: Final = "twilio_from"  # the sending number, E.164
-CONF_SMS_TARGETS: Final = "sms_targets"  # E.164 numbers that get critical alerts by SMS
-CONF_FCM_TOPIC: Final = "fcm_topic"
-CONF_FCM_TOKENS: Final = "fcm_tokens"  # FCM registration tokens of the site's phones
-SMS_PUSH_OPTIONS: Final = (
-    CONF_TWILIO_ACCOUNT_SID,
-    CONF_TWILIO_AUTH_TOKEN,
-    CONF_TWILIO_FROM,
-    CONF_SMS_TARGETS,
-    CONF_FCM_TOPIC,
-    CONF_FCM_TOKENS,
-)
 
 # The gateways' production endpoints, read at set-up (tests point them at loopback fakes).
 TWILIO_BASE_URL = "https://api.twilio.com"

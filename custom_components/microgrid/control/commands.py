@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import (
+from ..const import (
     ACK_TIMEOUT,
     COMMAND_BACKOFF_MAX,
     COMMAND_MAX_ATTEMPTS,
@@ -21,9 +21,10 @@ from .const import (
     LOGGER,
     PATH_COMMANDS,
 )
-from .firebase import FirebaseError, FirebaseLink
-from .models import PendingCommand
-from .protocol import build_command
+from ..device import build_command
+from ..link.errors import FirebaseError
+from ..link.rtdb import FirebaseLink
+from ..snapshot import PendingCommand
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:

@@ -17,12 +17,12 @@ from homeassistant.helpers import config_validation as cv, selector
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
-from .const import DOMAIN
-from .coordinator import MicrogridCoordinator
-from .learning import report_attrs
-from .models import MicrogridConfigEntry
-from .permissions import Actor, BadRequest, async_admin, async_site_caller
-from .planning import HORIZON_SLOTS, SLOT_MINUTES, WhatIf
+from ..const import DOMAIN
+from ..control.coordinator import MicrogridCoordinator
+from ..learning.manager import report_attrs
+from ..people.permissions import Actor, BadRequest, async_admin, async_site_caller
+from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES, WhatIf
+from ..runtime import MicrogridConfigEntry
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
 ATTR_ZONE: Final = "zone"

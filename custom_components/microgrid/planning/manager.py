@@ -18,13 +18,13 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .const import LOGGER
-from .optimizer.model import PriorityClass, Schedule, Zone
-from .optimizer.plan_model import Battery, DeferrableJob, Plan, PlanInput, ReserveBands
-from .optimizer.planner import plan
+from ..const import LOGGER
+from ..optimizer.model import PriorityClass, Schedule, Zone
+from ..optimizer.plan_model import Battery, DeferrableJob, Plan, PlanInput, ReserveBands
+from ..optimizer.planner import plan
 
 if TYPE_CHECKING:
-    from .coordinator import MicrogridCoordinator
+    from ..control.coordinator import MicrogridCoordinator
 
 SLOT_MINUTES = 5
 HORIZON_SLOTS = 288  # 24 h

@@ -19,9 +19,15 @@ from homeassistant.helpers.json import json_dumps
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .alerts import CONF_FCM_TOKENS, CONF_SMS_TARGETS, CONF_TWILIO_ACCOUNT_SID
-from .const import DOMAIN, EVENT_AUDIT, LOGGER
-from .storage import BoundedSave
+from ..const import (
+    CONF_FCM_TOKENS,
+    CONF_SMS_TARGETS,
+    CONF_TWILIO_ACCOUNT_SID,
+    DOMAIN,
+    EVENT_AUDIT,
+    LOGGER,
+)
+from ..storage import BoundedSave
 
 STORAGE_VERSION = 2  # 2: entries carry prev/hash; the payload an anchor and the known options
 MAX_ENTRIES = 5000

@@ -20,9 +20,7 @@ from homeassistant.helpers.sun import is_up
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from .audit import AuditLog
-from .commands import CommandWriter
-from .const import (
+from ..const import (
     CLOCK_SKEW_TOLERANCE,
     DOMAIN,
     EVENT_BAND_CHANGED,
@@ -32,16 +30,20 @@ from .const import (
     STALE_AFTER,
     TICK_INTERVAL,
 )
-from .firebase import FirebaseAuthError, FirebaseError, FirebaseLink
-from .learning import EVENT_ANOMALY, MLManager, temperature_c
-from .models import MLView, SiteConfig, SiteSnapshot, ZoneSnapshot
-from .optimizer.dispatch import DispatchInput, dispatch
-from .optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
-from .optimizer.model import Band, Decision, Override, SiteReading, ZoneState
-from .optimizer.policy import BAND_ORDER, band_for
-from .planning import PlanManager
-from .protocol import BoardReading, InvalidReading, parse_board_record
-from .storage import BoundedSave
+from ..device import BoardReading, InvalidReading, parse_board_record
+from ..learning.manager import EVENT_ANOMALY, MLManager, temperature_c
+from ..link.errors import FirebaseAuthError, FirebaseError
+from ..link.rtdb import FirebaseLink
+from ..optimizer.dispatch import DispatchInput, dispatch
+from ..optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
+from ..optimizer.model import Band, Decision, Override, SiteReading, ZoneState
+from ..optimizer.policy import BAND_ORDER, band_for
+from ..people.audit import AuditLog
+from ..planning.manager import PlanManager
+from ..site import SiteConfig
+from ..snapshot import MLView, SiteSnapshot, ZoneSnapshot
+from ..storage import BoundedSave
+from .commands import CommandWriter
 
 STORAGE_VERSION = 1
 # The state is written at most this long after its first unsaved change, however often

@@ -22,7 +22,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 import jwt
 
-from .const import DOMAIN, LOGGER
+from ..const import DOMAIN, LOGGER
 
 if TYPE_CHECKING:
     from collections import Counter

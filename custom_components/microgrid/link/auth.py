@@ -15,12 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 import jwt
 from yarl import URL
 
-from .firebase import (
-    LOOPBACK_HOSTS,
-    FirebaseAuthError,
-    FirebaseConnectionError,
-    parse_database_url,
-)
+from .errors import FirebaseAuthError, FirebaseConnectionError
+from .url import LOOPBACK_HOSTS, parse_database_url
 
 EMULATOR_TOKEN = "owner"
 SCOPES = (

@@ -13,16 +13,17 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 import voluptuous as vol
 
-from .const import (
+from ..const import (
     CONF_RATE_LIMIT_BURST,
     CONF_RATE_LIMIT_PER_MINUTE,
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DOMAIN,
 )
-from .models import MicrogridConfigEntry, SiteConfig
-from .optimizer.model import Band, PriorityClass, Zone
-from .optimizer.policy import household_may_set
+from ..optimizer.model import Band, PriorityClass, Zone
+from ..optimizer.policy import household_may_set
+from ..runtime import MicrogridConfigEntry
+from ..site import SiteConfig
 
 DATA_LIMITERS: HassKey[dict[str, RateLimiter]] = HassKey(f"{DOMAIN}_rate_limiters")
 RATE_LIMITED: Final = "rate_limited"

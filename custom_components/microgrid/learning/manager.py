@@ -26,18 +26,18 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.unit_conversion import TemperatureConverter
 import numpy as np
 
-from .const import DOMAIN, LOGGER
-from .ml import store
-from .ml.anomaly import IMPOSSIBLE_VALUE, Anomaly, AnomalyDetector, ZoneStats
-from .ml.demand import METHOD_REGRESSION, DemandForecaster, FitReport, Forecast
-from .ml.history import History, empty_history, slot_grid
-from .ml.sustain import SustainEstimate, fit_sustain_correction, sustain_time, with_prior_spread
-from .models import MLView
-from .optimizer.model import Zone
-from .planning import HORIZON_SLOTS, SLOT_MINUTES
+from ..const import DOMAIN, LOGGER
+from ..ml import store
+from ..ml.anomaly import IMPOSSIBLE_VALUE, Anomaly, AnomalyDetector, ZoneStats
+from ..ml.demand import METHOD_REGRESSION, DemandForecaster, FitReport, Forecast
+from ..ml.history import History, empty_history, slot_grid
+from ..ml.sustain import SustainEstimate, fit_sustain_correction, sustain_time, with_prior_spread
+from ..optimizer.model import Zone
+from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES
+from ..snapshot import MLView
 
 if TYPE_CHECKING:
-    from .coordinator import MicrogridCoordinator
+    from ..control.coordinator import MicrogridCoordinator
 
 EVENT_ANOMALY = "microgrid_anomaly"
 SAMPLE_MINUTES = SLOT_MINUTES  # the planner's slots: the buffer, the recorder history, forecasts

@@ -1,67 +1,13 @@
-"""Typed runtime data and the site snapshot the entities read."""
+"""The site at one instant as the entities read it: zones, readings, decisions, plan, learning."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
-
-from .const import (
-    CONF_HOUSEHOLD,
-    CONF_NAME,
-    CONF_PRIORITY,
-    CONF_RATED_W,
-    CONF_SCHEDULE,
-    CONF_ZONE_ID,
-)
-from .optimizer.model import Band, Decision, PriorityClass, Schedule, Thresholds, Zone
-from .protocol import BoardReading
-
-if TYPE_CHECKING:
-    from .audit import AuditLog
-    from .coordinator import MicrogridCoordinator
-    from .firebase import FirebaseLink
-
-
-@dataclass(kw_only=True)
-class MicrogridRuntimeData:
-    """What a loaded site entry holds at run time."""
-
-    coordinator: MicrogridCoordinator
-    link: FirebaseLink
-    audit: AuditLog
-
-
-type MicrogridConfigEntry = ConfigEntry[MicrogridRuntimeData]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SiteConfig:
-    """The site as configured: connection-independent facts the decisions need."""
-
-    site_name: str
-    capacity_wh: float
-    nominal_voltage_v: float
-    power_limit_w: float
-    thresholds: Thresholds
-    control_auto: bool
-    zones: tuple[Zone, ...]
-    zone_subentry: dict[str, str]  # zone_id -> subentry id
-    households: dict[str, frozenset[str]]  # household name -> member user ids
-    temperature_entity_id: str | None = None  # weather entity or temperature sensor
-
-    def limit_w(self, zones: tuple[Zone, ...] | None = None) -> float:
-        """The power limit to plan with: the configured one, else (0: none) the summed ratings
-        of `zones` (the site's own by default)."""
-        if self.power_limit_w > 0:
-            return self.power_limit_w
-        return sum(z.rated_w for z in (self.zones if zones is None else zones))
-
-    def zone(self, zone_id: str) -> Zone | None:
-        """The configured zone with this id, if any."""
-        return next((z for z in self.zones if z.zone_id == zone_id), None)
+from .device import BoardReading
+from .optimizer.model import Band, Decision, Zone
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,15 +93,3 @@ class SiteSnapshot:
         if self.solar_w is None or self.load_w is None:
             return None
         return self.solar_w - self.load_w
-
-
-def zone_from_subentry(data: dict[str, Any]) -> Zone:
-    """A Zone from a zone subentry's data (validated by the config flow)."""
-    return Zone(
-        zone_id=data[CONF_ZONE_ID],
-        name=data.get(CONF_NAME) or data[CONF_ZONE_ID],
-        priority=PriorityClass(data.get(CONF_PRIORITY, PriorityClass.NON_CRITICAL)),
-        rated_w=float(data.get(CONF_RATED_W, 0.0)),
-        household=data.get(CONF_HOUSEHOLD) or None,
-        schedule=Schedule(data.get(CONF_SCHEDULE, Schedule.ALWAYS)),
-    )

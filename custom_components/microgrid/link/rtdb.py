@@ -13,10 +13,21 @@ import random
 import re
 import statistics
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
+
+from .errors import (
+    FirebaseAuthError,
+    FirebaseConnectionError,
+    FirebaseError,
+    FirebaseInvalidRequest,
+    FirebaseInvalidURL,
+    FirebaseStreamCancelled,
+    SSEDecodeError,
+    _AuthRejected,
+)
+from .url import parse_database_url
 
 if TYPE_CHECKING:
     from .auth import TokenProvider
@@ -29,9 +40,6 @@ _ERROR_BODY_BYTES = 4096
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _FORBIDDEN_KEY_CHARS = re.compile(r"[.#$\[\]\x00-\x1f\x7f]")
 _MAX_KEY_BYTES = 768
-_NAMESPACE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_FIREBASE_SUFFIXES = (".firebaseio.com", ".firebasedatabase.app")
 # Firebase sends a keep-alive every 30 s on an idle stream: silence for twice that is a stall.
 DEFAULT_READ_TIMEOUT_S = 60.0
 # The watchdog learns the server's keep-alive cadence (median of the last gaps between two
@@ -39,122 +47,6 @@ DEFAULT_READ_TIMEOUT_S = 60.0
 MIN_WATCHDOG_S = 1.0
 _CADENCE_GAPS = 5
 _MIN_GAP_S = 0.05  # two keep-alives read in one chunk say nothing about the cadence
-
-
-class FirebaseError(Exception):
-    """Base error of the Firebase link."""
-
-
-class FirebaseConnectionError(FirebaseError):
-    """The database could not be reached or answered with a server error."""
-
-
-class FirebaseAuthError(FirebaseError):
-    """Authentication failed: 401, permission denied or a bad key."""
-
-
-class FirebaseInvalidURL(FirebaseError):
-    """The database URL is not a Firebase RTDB URL or a loopback emulator URL."""
-
-
-class FirebaseStreamCancelled(FirebaseError):
-    """The server sent `cancel` on the stream (usually: rules deny the read); re-subscribed."""
-
-
-class FirebaseInvalidRequest(FirebaseError, ValueError):
-    """A path, key or value that the database would reject; raised before any request."""
-
-
-class _AuthRejected(FirebaseError):
-    """The stream was refused (401) or revoked (`auth_revoked`): retry with a fresh token."""
-
-
-class SSEDecodeError(FirebaseError):
-    """The event stream broke the SSE framing (an event larger than MAX_EVENT_BYTES)."""
-
-
-# --- database URL ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DatabaseURL:
-    """Where a database lives: base URL, namespace and whether it is a loopback emulator."""
-
-    base: str
-    namespace: str
-    emulator: bool
-
-    def url_for(self, segments: tuple[str, ...]) -> URL:
-        """Return the REST URL (`<base>/<path>.json`) of a path, without auth."""
-        path = "/" + "/".join(quote(seg, safe="") for seg in segments) + ".json"
-        url = URL(self.base + path, encoded=True)
-        return url.with_query(ns=self.namespace) if self.emulator else url
-
-    def may_redirect_to(self, target: URL) -> bool:
-        """Return True when a redirect target may receive our credentials."""
-        here = URL(self.base)
-        if target.scheme != here.scheme:
-            return False
-        if target.host == here.host and target.port == here.port:
-            return True
-        host = target.host or ""
-        return not self.emulator and host.endswith(_FIREBASE_SUFFIXES)
-
-
-def parse_database_url(url: str) -> DatabaseURL:
-    """Parse a Firebase RTDB URL (https) or a loopback emulator URL (http with ?ns=)."""
-    if not isinstance(url, str) or not url.strip():
-        raise FirebaseInvalidURL("the database URL is empty")
-    try:
-        parsed = URL(url.strip())
-    except (ValueError, TypeError) as err:
-        raise FirebaseInvalidURL(f"not a URL: {err}") from err
-    if parsed.user or parsed.password or parsed.fragment or parsed.path not in ("", "/"):
-        raise FirebaseInvalidURL("the database URL must not carry a path, user or fragment")
-    host = (parsed.host or "").lower()
-    if parsed.scheme == "https":
-        return _parse_firebase_host(host, parsed)
-    if parsed.scheme == "http":
-        return _parse_emulator(host, parsed)
-    raise FirebaseInvalidURL("the database URL must start with https:// (or http:// for loopback)")
-
-
-def _parse_firebase_host(host: str, parsed: URL) -> DatabaseURL:
-    """Accept https://<ns>.firebaseio.com and https://<ns>.<region>.firebasedatabase.app."""
-    if parsed.query_string or not parsed.is_default_port():
-        raise FirebaseInvalidURL("a Firebase database URL takes no port or query")
-    labels = host.split(".")
-    legacy = host.endswith(".firebaseio.com") and len(labels) == 3
-    regional = (
-        host.endswith(".firebasedatabase.app")
-        and len(labels) == 4
-        and bool(_NAMESPACE.match(labels[1]))
-    )
-    if not (legacy or regional):
-        raise FirebaseInvalidURL(
-            "expected https://<db>.firebaseio.com or https://<db>.<region>.firebasedatabase.app"
-        )
-    namespace = labels[0]
-    if not _NAMESPACE.match(namespace):
-        raise FirebaseInvalidURL(f"invalid database name {namespace!r}")
-    return DatabaseURL(base=f"https://{host}", namespace=namespace, emulator=False)
-
-
-def _parse_emulator(host: str, parsed: URL) -> DatabaseURL:
-    """Accept http://127.0.0.1:PORT/?ns=<ns> (and localhost, ::1): the emulator convention."""
-    if host not in LOOPBACK_HOSTS:
-        raise FirebaseInvalidURL("plain http is only accepted for a loopback emulator")
-    namespaces = parsed.query.getall("ns", [])
-    if len(namespaces) != 1 or set(parsed.query) != {"ns"}:
-        raise FirebaseInvalidURL("an emulator URL needs exactly one ?ns=<database>, nothing else")
-    namespace = namespaces[0]
-    if not _NAMESPACE.match(namespace):
-        raise FirebaseInvalidURL(f"invalid database name {namespace!r}")
-    netloc = f"[{host}]" if ":" in host else host
-    return DatabaseURL(base=f"http://{netloc}:{parsed.port}", namespace=namespace, emulator=True)
-
-
-# --- paths and values ----------------------------------------------------------------------------
 
 
 def split_path(path: str) -> tuple[str, ...]:

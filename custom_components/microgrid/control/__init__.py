@@ -1,0 +1,1 @@
+"""control: see the modules."""

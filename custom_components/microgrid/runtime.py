@@ -1,0 +1,23 @@
+"""Typed runtime data of a loaded site entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.config_entries import ConfigEntry
+
+from .control.coordinator import MicrogridCoordinator
+from .link.rtdb import FirebaseLink
+from .people.audit import AuditLog
+
+
+@dataclass(kw_only=True)
+class MicrogridRuntimeData:
+    """What a loaded site entry holds at run time."""
+
+    coordinator: MicrogridCoordinator
+    link: FirebaseLink
+    audit: AuditLog
+
+
+type MicrogridConfigEntry = ConfigEntry[MicrogridRuntimeData]
