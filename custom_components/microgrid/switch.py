@@ -9,8 +9,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .entity import MicrogridZoneEntity
-from .people.permissions import async_site_caller, refusal, zone_switch_refusal
+from .people.permissions import zone_switch_refusal
 from .runtime import MicrogridConfigEntry
+from .services.caller import async_site_caller, refusal
 
 PARALLEL_UPDATES = 0
 

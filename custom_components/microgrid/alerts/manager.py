@@ -59,14 +59,8 @@ from ..learning.manager import EVENT_ANOMALY
 from ..link.auth import InvalidServiceAccount, ServiceAccountAuth, TokenProvider, json_object
 from ..link.errors import FirebaseError
 from ..optimizer.model import PriorityClass, Thresholds
-from ..people.permissions import (
-    Actor,
-    BadRequest,
-    async_admin,
-    async_site_caller,
-    households_of,
-    refusal,
-)
+from ..people.permissions import Actor, BadRequest, households_of
+from ..services.caller import async_admin, async_site_caller, refusal
 from ..storage import BoundedSave
 
 if TYPE_CHECKING:

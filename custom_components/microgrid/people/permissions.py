@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
-from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 import voluptuous as vol
 
@@ -22,7 +21,6 @@ from ..const import (
 )
 from ..optimizer.model import Band, PriorityClass, Zone
 from ..optimizer.policy import household_may_set
-from ..runtime import MicrogridConfigEntry
 from ..site import SiteConfig
 
 DATA_LIMITERS: HassKey[dict[str, RateLimiter]] = HassKey(f"{DOMAIN}_rate_limiters")
@@ -144,93 +142,3 @@ class RateLimiter:
     def spare(self, user_id: str) -> bool:
         """Whether the user's bucket held another token at the last take."""
         return self._buckets.get(user_id, (float(self.limit.burst), None))[0] >= 1
-
-
-def rate_limiter(hass: HomeAssistant, entry: MicrogridConfigEntry) -> RateLimiter:
-    """The site's limiter (made on first use with the entry's options; gone at unload)."""
-    limiters = hass.data.setdefault(DATA_LIMITERS, {})
-    if (limiter := limiters.get(entry.entry_id)) is None:
-        limiter = limiters[entry.entry_id] = RateLimiter(RateLimit.from_options(entry.options))
-
-        @callback
-        def _forget() -> None:
-            limiters.pop(entry.entry_id, None)
-
-        entry.async_on_unload(_forget)
-    return limiter
-
-
-async def async_site_caller(
-    hass: HomeAssistant,
-    entry: MicrogridConfigEntry,
-    context: Context | None,
-    *,
-    request: str,
-    zone_id: str | None = None,
-) -> Actor:
-    """The caller of a request on this site; users who are not admins are rate-limited.
-
-    Admins and automations are not limited: they can change the limits anyway, and a runaway
-    automation is the admin's to fix. A refused call is audited once per burst.
-    """
-    actor = await async_actor(hass, context)
-    if actor.is_admin:
-        return actor
-    audit = entry.runtime_data.audit
-    now = dt_util.utcnow()
-    limiter = rate_limiter(hass, entry)
-    if not limiter.take(actor.audit_id, now):
-        audit.record_rate_limited(
-            now=now, actor=actor.audit_id, actor_name=actor.name, request=request, zone_id=zone_id
-        )
-        raise BadRequest(
-            translation_domain=DOMAIN,
-            translation_key=RATE_LIMITED,
-            translation_placeholders={
-                "burst": str(limiter.limit.burst),
-                "per_minute": f"{limiter.limit.per_minute:g}",
-            },
-        )
-    if limiter.spare(actor.audit_id):
-        # A flood lets one call through per refill and stays one burst; the burst ends when
-        # the caller slowed down enough to have a token to spare (or after a quiet minute).
-        audit.end_burst(actor.audit_id, now)
-    return actor
-
-
-def refusal(
-    entry: MicrogridConfigEntry,
-    actor: Actor,
-    key: str,
-    placeholders: dict[str, str] | None = None,
-    *,
-    request: str,
-    zone_id: str | None = None,
-    context: Context | None = None,
-    **detail: Any,
-) -> BadRequest | NotPermitted:
-    """Audit a refusal; the error to raise (NotPermitted when a context is given)."""
-    entry.runtime_data.audit.record_refusal(
-        now=dt_util.utcnow(),
-        actor=actor.audit_id,
-        actor_name=actor.name,
-        reason=key,
-        request=request,
-        zone_id=zone_id,
-        **detail,
-    )
-    if context is not None:
-        return NotPermitted(context, key, placeholders)
-    return BadRequest(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
-    )
-
-
-async def async_admin(
-    hass: HomeAssistant, entry: MicrogridConfigEntry, context: Context | None, *, request: str
-) -> Actor:
-    """The calling admin; anyone else is rate-limited, then refused (audited, 401)."""
-    actor = await async_site_caller(hass, entry, context, request=request)
-    if not actor.is_admin:
-        raise refusal(entry, actor, "admin_only", request=request, context=context)
-    return actor

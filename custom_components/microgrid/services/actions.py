@@ -20,9 +20,10 @@ import voluptuous as vol
 from ..const import DOMAIN
 from ..control.coordinator import MicrogridCoordinator
 from ..learning.manager import report_attrs
-from ..people.permissions import Actor, BadRequest, async_admin, async_site_caller
+from ..people.permissions import Actor, BadRequest
 from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES, WhatIf
 from ..runtime import MicrogridConfigEntry
+from ..services.caller import async_admin, async_site_caller
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
 ATTR_ZONE: Final = "zone"
