@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryData,
@@ -100,6 +101,7 @@ from .link.errors import FirebaseAuthError, FirebaseError, FirebaseInvalidURL
 from .link.rtdb import FirebaseLink
 from .link.url import parse_database_url
 from .optimizer.model import PriorityClass, Schedule
+from .runtime import MicrogridConfigEntry
 
 # HS256 wants a key at least as long as its hash; shorter secrets are guessable offline.
 MIN_COMMAND_SECRET_LEN = 16
@@ -324,14 +326,13 @@ def _subentries_of(entry: ConfigEntry, subentry_type: str) -> list[Any]:
     return [s for s in entry.subentries.values() if s.subentry_type == subentry_type]
 
 
-def _unzoned_nodes(entry: ConfigEntry) -> list[str]:
+def _unzoned_nodes(entry: MicrogridConfigEntry) -> list[str]:
     """Boards the loaded site hears under `sensors/` that have no zone yet, sorted."""
-    link = getattr(getattr(entry, "runtime_data", None), "link", None)
-    mirror = getattr(link, "mirror", None)
-    if not isinstance(mirror, Mapping):
+    if entry.state is not ConfigEntryState.LOADED:
         return []
+    heard = entry.runtime_data.coordinator.unknown_zones
     zoned = {s.unique_id for s in _subentries_of(entry, SUBENTRY_ZONE)}
-    return sorted(node for node in mirror if node not in zoned)
+    return sorted(node for node in heard if node not in zoned)
 
 
 def _household_names(entry: ConfigEntry) -> list[str]:

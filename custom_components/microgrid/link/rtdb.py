@@ -330,11 +330,6 @@ class FirebaseLink:
         return self._connected
 
     @property
-    def mirror(self) -> dict[str, Any]:
-        """Return the current mirror of the stream path (treat as read-only)."""
-        return self._mirror
-
-    @property
     def reconnects(self) -> int:
         """Return how many reconnect attempts followed a loss or a failed open."""
         return self._reconnects
@@ -367,17 +362,6 @@ class FirebaseLink:
     async def async_put(self, path: str, value: Any) -> None:
         """Replace the value at a path."""
         await self._rest("PUT", split_path(path), params={"print": "silent"}, body=_encode(value))
-
-    async def async_patch(self, path: str, value: dict[str, Any]) -> None:
-        """Merge children into a path (keys may be relative paths "a/b")."""
-        if not isinstance(value, Mapping) or not value:
-            raise FirebaseInvalidRequest("a patch needs a non-empty dict")
-        for key in value:
-            if not split_path(key):
-                raise FirebaseInvalidRequest("a patch key may not be empty")
-        await self._rest(
-            "PATCH", split_path(path), params={"print": "silent"}, body=_encode(dict(value))
-        )
 
     async def async_validate(self) -> list[str]:
         """Read the stream path's keys once (authenticated, shallow); raise on any failure."""
