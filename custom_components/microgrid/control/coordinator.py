@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 import math
 from typing import Any
 
@@ -21,16 +21,14 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from ..const import (
-    CLOCK_SKEW_TOLERANCE,
     DOMAIN,
     EVENT_BAND_CHANGED,
     LOGGER,
     PATH_SENSORS,
     POLL_INTERVAL,
-    STALE_AFTER,
     TICK_INTERVAL,
 )
-from ..device import BoardReading, InvalidReading, parse_board_record
+from ..device import BoardReading
 from ..learning.manager import EVENT_ANOMALY, MLManager, temperature_c
 from ..link.errors import FirebaseAuthError, FirebaseError
 from ..link.rtdb import FirebaseLink
@@ -44,6 +42,9 @@ from ..site import SiteConfig
 from ..snapshot import MLView, SiteSnapshot, ZoneSnapshot
 from ..storage import BoundedSave
 from .commands import CommandWriter
+from .energy import SITE_CONSUMPTION, SITE_SOLAR, EnergyCounters, zone_key
+from .outliers import OutlierTracker
+from .readings import BoardReadings, site_power
 
 STORAGE_VERSION = 1
 # The state is written at most this long after its first unsaved change, however often
@@ -52,14 +53,6 @@ STATE_SAVE_DELAY_S = 30
 # Readings are decided at most this often (a burst of writes is coalesced, latest record per
 # board wins); a reading that lowers the operating band is decided at once.
 DECIDE_INTERVAL_S = 0.25
-# A board is flagged as an outlier once this many of its records in a row, over at least this
-# long, disagree with the fused battery (a record or two behind a genuine change is no fault).
-OUTLIER_AFTER_RECORDS = 2
-OUTLIER_AFTER = timedelta(seconds=30)
-MAX_UNKNOWN_ZONES_KEPT = 100
-# Energy is integrated only across gaps shorter than this; a longer gap is unknown, not zero.
-MAX_INTEGRATION_GAP_S = 600.0
-MAX_REJECTIONS_KEPT = 50
 
 
 class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
@@ -92,16 +85,12 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self.site = site
         self.link = link
         self.audit = audit
-        self.readings: dict[str, BoardReading] = {}
-        self.relay_changed_at: dict[str, datetime] = {}
+        self.energy = EnergyCounters(self._save_soon)
+        self.boards = BoardReadings(site, self.energy)
         self.requests: dict[str, bool] = {}
         self.overrides: dict[str, Override] = {}
-        self.energy_kwh: dict[str, float] = {}
         self.band: Band | None = None
         self.decision: Decision | None = None
-        self.rejections: Counter[str] = Counter()
-        self.recent_rejections: deque[dict[str, Any]] = deque(maxlen=MAX_REJECTIONS_KEPT)
-        self.unknown_zones: set[str] = set()
         self.stream_cancelled: str | None = None
         self.battery: FusedBattery | None = None
         # The battery's physics for judging the boards: PV may charge it as hard as the
@@ -109,9 +98,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._fusion_limits = FusionLimits(
             capacity_wh=site.capacity_wh, max_power_w=2 * site.limit_w()
         )
-        self.outliers: dict[str, str] = {}  # flagged boards: zone -> why
-        # zone -> (its last disagreeing record's arrival, how many in a row, since when)
-        self._outlier_records: dict[str, tuple[datetime, int, datetime]] = {}
+        self._outliers = OutlierTracker()
         self.polls = 0
         self.poll_errors = 0
         self._poll_failures_in_row = 0
@@ -120,13 +107,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._last_decided = -math.inf  # loop time
         self.decisions = 0
         self._seq = 0
-        self._last_site_integration: datetime | None = None
-        self._last_site_power: tuple[float, float] | None = None  # (solar W, load W)
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
         )
         self._saver = BoundedSave(self._store, self._state_to_save, STATE_SAVE_DELAY_S)
-        self._day_base: dict[str, tuple[date, float]] = {}
         self.planner = PlanManager(hass, self)
         self.ml = MLManager(hass, self)
         self.commands = CommandWriter(
@@ -159,9 +143,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 continue
             if override.expires > now:
                 self.overrides[zone_id] = override
-        self.energy_kwh = {
-            k: float(v) for k, v in data.get("energy_kwh", {}).items() if math.isfinite(v)
-        }
+        self.energy.restore(data.get("energy_kwh", {}))
 
     @callback
     def _state_to_save(self) -> dict[str, Any]:
@@ -178,7 +160,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 }
                 for z, o in self.overrides.items()
             },
-            "energy_kwh": self.energy_kwh,
+            "energy_kwh": self.energy.kwh,
         }
 
     @callback
@@ -378,125 +360,56 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             return
         self._decide_now()
 
-    # ---- ingest --------------------------------------------------------------------------
+    # ---- what the boards said (control/readings.py) ----------------------------------------
+
+    @property
+    def readings(self) -> dict[str, BoardReading]:
+        """Each configured zone's latest valid record."""
+        return self.boards.latest
+
+    @property
+    def rejections(self) -> Counter[str]:
+        """Rejected records by `zone:reason`."""
+        return self.boards.rejections
+
+    @property
+    def recent_rejections(self) -> deque[dict[str, Any]]:
+        """The last rejected records, newest last."""
+        return self.boards.recent_rejections
+
+    @property
+    def unknown_zones(self) -> set[str]:
+        """Boards heard that are not configured zones (bounded)."""
+        return self.boards.unknown_zones
+
+    @property
+    def outliers(self) -> dict[str, str]:
+        """Boards flagged as disagreeing with the others: zone -> why."""
+        return self._outliers.flagged
+
+    @property
+    def energy_kwh(self) -> dict[str, float]:
+        """The energy counters (kWh) by key."""
+        return self.energy.kwh
 
     @callback
     def _ingest(self, now: datetime, mirror: dict[str, Any], keys: set[str]) -> list[BoardReading]:
-        """Validate and keep the boards' records (rejecting bad ones with a logged reason);
-        return the new readings."""
-        changed: list[BoardReading] = []
-        for zone_id in keys:
-            raw = mirror.get(zone_id)
-            if raw is None:
-                continue  # deleted node: keep the last good reading until it goes stale
-            if self.site.zone(zone_id) is None:
-                if zone_id not in self.unknown_zones:
-                    if len(self.unknown_zones) >= MAX_UNKNOWN_ZONES_KEPT:
-                        continue  # a flood of made-up nodes must not grow memory
-                    self.unknown_zones.add(zone_id)
-                    LOGGER.warning(
-                        "Board %s reports but is not a configured zone; add it as a zone",
-                        zone_id,
-                    )
-                continue
-            try:
-                reading = parse_board_record(zone_id, raw, now)
-            except InvalidReading as err:
-                self._reject(now, zone_id, err)
-                continue
-            if self._accept(reading):
-                changed.append(reading)
-        self._integrate_site(now)
+        """Keep the boards' new valid records, integrate site energy; return the new ones."""
+        changed = self.boards.ingest(now, mirror, keys)
+        self.energy.integrate_site(now, *self._site_power(self._live(now)))
         return changed
 
-    @callback
-    def _reject(self, now: datetime, zone_id: str, err: InvalidReading) -> None:
-        """Count and log a rejected record (once per zone and reason until it recovers)."""
-        key = f"{zone_id}:{err.reason}"
-        if self.rejections[key] == 0:
-            LOGGER.warning("Rejected a record from %s: %s", zone_id, err)
-        else:
-            LOGGER.debug("Rejected a record from %s: %s", zone_id, err)
-        self.rejections[key] += 1
-        self.recent_rejections.append(
-            {"at": now.isoformat(), "zone_id": zone_id, "reason": err.reason, "detail": err.detail}
-        )
-
-    @callback
-    def _accept(self, reading: BoardReading) -> bool:
-        """Keep a valid reading: track relay changes and integrate the zone's energy.
-        False when it repeats the last one."""
-        previous = self.readings.get(reading.zone_id)
-        if previous is not None and replace(previous, received_at=reading.received_at) == reading:
-            # A resync replays unchanged records: the same reading again is not a fresh one.
-            return False
-        if (
-            previous is not None
-            and previous.measured_at - CLOCK_SKEW_TOLERANCE
-            <= reading.measured_at
-            < previous.measured_at
-        ):
-            # Older than the board's last record: a poll answered after the stream moved on,
-            # or a replay. Far older is a board clock reset and goes through (staleness judges).
-            return False
-        if previous is not None:
-            if previous.relay_on != reading.relay_on:
-                self.relay_changed_at[reading.zone_id] = reading.received_at
-            dt_s = (reading.received_at - previous.received_at).total_seconds()
-            if 0 < dt_s <= MAX_INTEGRATION_GAP_S:
-                avg_w = (previous.output_power_w + reading.output_power_w) / 2
-                self._add_energy(f"zone:{reading.zone_id}", avg_w * dt_s / 3_600_000)
-        self.readings[reading.zone_id] = reading
-        return True
-
-    @callback
-    def _add_energy(self, key: str, kwh: float) -> None:
-        """Add to a total_increasing counter."""
-        if kwh > 0 and math.isfinite(kwh):
-            self.energy_kwh[key] = self.energy_kwh.get(key, 0.0) + kwh
-            self._save_soon()
-
-    @callback
-    def _integrate_site(self, now: datetime) -> None:
-        """Integrate site solar and consumption energy between evaluations."""
-        solar_w, load_w = self._site_power(self._live(now))
-        if solar_w is None or load_w is None:
-            self._last_site_power = None
-            self._last_site_integration = None
-            return
-        if self._last_site_power is not None and self._last_site_integration is not None:
-            dt_s = (now - self._last_site_integration).total_seconds()
-            if 0 < dt_s <= MAX_INTEGRATION_GAP_S:
-                prev_solar, prev_load = self._last_site_power
-                self._add_energy("site:solar", (prev_solar + solar_w) / 2 * dt_s / 3_600_000)
-                self._add_energy("site:consumption", (prev_load + load_w) / 2 * dt_s / 3_600_000)
-        self._last_site_power = (solar_w, load_w)
-        self._last_site_integration = now
-
-    # ---- views of the readings -----------------------------------------------------------
-
     def is_online(self, zone_id: str, now: datetime) -> bool:
-        """A board is online while its last record is fresh (by arrival and by its own clock)."""
-        reading = self.readings.get(zone_id)
-        if reading is None:
-            return False
-        return (
-            now - reading.received_at <= STALE_AFTER
-            and now - reading.measured_at <= STALE_AFTER + CLOCK_SKEW_TOLERANCE
-        )
+        """A board is online while its last record is fresh."""
+        return self.boards.is_online(zone_id, now)
 
     def _live(self, now: datetime) -> dict[str, BoardReading]:
         """The records of the boards online now, by zone."""
-        return {z: r for z, r in self.readings.items() if self.is_online(z, now)}
+        return self.boards.live(now)
 
     def _site_power(self, live: Mapping[str, BoardReading]) -> tuple[float | None, float | None]:
-        """(solar W, load W): PV from the freshest board not flagged as an outlier (every
-        board sees the same panels), the load summed over the online zones."""
-        trusted = [r for z, r in live.items() if z not in self.outliers] or list(live.values())
-        freshest = max(trusted, key=lambda r: r.received_at, default=None)
-        if freshest is None:
-            return None, None
-        return freshest.solar_w, sum(r.output_power_w for r in live.values())
+        """(solar W, load W) of the online boards, PV from a board not flagged."""
+        return site_power(live, self.outliers)
 
     # ---- one battery, many boards --------------------------------------------------------
 
@@ -529,25 +442,10 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def _track_outliers(
         self, now: datetime, battery: FusedBattery | None, live: Mapping[str, BoardReading]
     ) -> None:
-        """Flag a board whose records keep disagreeing with the fused battery (and unflag it
-        when it agrees again): logged, audited and fired as a `microgrid_anomaly` event."""
-        for zone_id, reading in live.items():
-            reason = battery.outliers.get(zone_id) if battery else None
-            if reason is None:
-                self._outlier_records.pop(zone_id, None)
-                if self.outliers.pop(zone_id, None) is not None:
-                    LOGGER.info("Board %s agrees with the others again", zone_id)
-                continue
-            seen_at, count, since = self._outlier_records.get(zone_id, (None, 0, now))
-            if seen_at != reading.received_at:
-                count += 1
-                self._outlier_records[zone_id] = (reading.received_at, count, since)
-            if (
-                count >= OUTLIER_AFTER_RECORDS
-                and now - since >= OUTLIER_AFTER
-                and zone_id not in self.outliers
-            ):
-                self._flag_outlier(now, zone_id, reason, reading, battery)
+        """Flag a board whose records keep disagreeing with the fused battery (unflagged when
+        it agrees again): logged, audited and fired as a `microgrid_anomaly` event."""
+        for zone_id, reason, reading in self._outliers.track(now, battery, live):
+            self._flag_outlier(now, zone_id, reason, reading, battery)
 
     @callback
     def _flag_outlier(
@@ -559,7 +457,6 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         battery: FusedBattery | None,
     ) -> None:
         """A board the battery fusion ignores from now on until it agrees again."""
-        self.outliers[zone_id] = reason
         site_soc = battery.soc_pct if battery else None
         LOGGER.warning(
             "Board %s disagrees with the other boards (%s: it says %.1f %%, the site %s %%); "
@@ -622,7 +519,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 zone_id=zone.zone_id,
                 relay_on=bool(r.relay_on) if (r := self.readings.get(zone.zone_id)) else False,
                 power_w=r.output_power_w if r else 0.0,
-                last_change=self.relay_changed_at.get(zone.zone_id),
+                last_change=self.boards.relay_changed_at.get(zone.zone_id),
                 request_on=self.requests.get(zone.zone_id),
                 override=self.overrides.get(zone.zone_id),
             )
@@ -792,7 +689,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 reason=zd.reason if zd else None,
                 forced=zd.forced if zd else False,
                 pending=self.commands.pending.get(zone.zone_id),
-                energy_kwh=self.energy_kwh.get(f"zone:{zone.zone_id}", 0.0),
+                energy_kwh=self.energy.total(zone_key(zone.zone_id)),
             )
         soc = battery.soc_pct if battery else None
         return SiteSnapshot(
@@ -805,8 +702,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             band=self.band,
             decision=decision,
             zones=zones,
-            solar_energy_kwh=self.energy_kwh.get("site:solar", 0.0),
-            consumption_energy_kwh=self.energy_kwh.get("site:consumption", 0.0),
+            solar_energy_kwh=self.energy.total(SITE_SOLAR),
+            consumption_energy_kwh=self.energy.total(SITE_CONSUMPTION),
             ml=self._ml_view(now, soc),
             **self._plan_view(),
         )
@@ -858,13 +755,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
 
     def energy_today_wh(self, zone_id: str, now: datetime) -> float:
         """A zone's energy since the first look today (local day)."""
-        today = dt_util.as_local(now).date()
-        total = self.energy_kwh.get(f"zone:{zone_id}", 0.0)
-        base = self._day_base.get(zone_id)
-        if base is None or base[0] != today:
-            self._day_base[zone_id] = (today, total)
-            return 0.0
-        return (total - base[1]) * 1000.0
+        return self.energy.today_wh(zone_id, now)
 
     # ---- people's requests ---------------------------------------------------------------
 

@@ -15,15 +15,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.microgrid.alerts.manager import DATA_ALERTS, AlertType
 from custom_components.microgrid.const import DOMAIN
-from custom_components.microgrid.control.coordinator import (
-    MAX_UNKNOWN_ZONES_KEPT,
-    STATE_SAVE_DELAY_S,
-    MicrogridCoordinator,
-)
+from custom_components.microgrid.control.coordinator import STATE_SAVE_DELAY_S, MicrogridCoordinator
+from custom_components.microgrid.control.readings import MAX_UNKNOWN_ZONES_KEPT
 from custom_components.microgrid.learning.manager import EVENT_ANOMALY
 from sim.rtdb import RTDBServer
-
-from .conftest import (
+from tests.components.microgrid.conftest import (
     ZONES,
     board_record,
     decided,

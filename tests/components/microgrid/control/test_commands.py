@@ -22,8 +22,7 @@ from custom_components.microgrid.link.errors import FirebaseError
 from sim.cli import build_parser
 from sim.fleet import FALLBACK_AFTER_S, Board, Fleet
 from sim.rtdb import RTDBServer
-
-from .conftest import ZONES, board_record, wait_for
+from tests.components.microgrid.conftest import ZONES, board_record, wait_for
 
 STEP = timedelta(seconds=5)  # the coordinator's tick
 # A fixed instant: what the day plan wants must not depend on when the test runs.

@@ -24,8 +24,7 @@ from custom_components.microgrid.control.webhook import (
     SignedReading,
     async_webhook_id,
 )
-
-from .conftest import SECRET, board_record
+from tests.components.microgrid.conftest import SECRET, board_record
 
 
 def _token(claims: dict[str, Any], secret: str = SECRET) -> str:
