@@ -49,6 +49,19 @@ class ZoneSensorDescription(SensorEntityDescription):
     needs_online: bool = True
 
 
+def _site_energy(key: str, kwh: Callable[[SiteSnapshot], float]) -> SiteSensorDescription:
+    """A site energy counter (kWh, total_increasing: fit for the Energy dashboard)."""
+    return SiteSensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda s: round(kwh(s), 6),
+    )
+
+
 SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
     SiteSensorDescription(
         key="battery_soc",
@@ -95,24 +108,11 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         suggested_display_precision=0,
         value_fn=lambda s: s.net_w,
     ),
-    SiteSensorDescription(
-        key="solar_energy",
-        translation_key="solar_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
-        value_fn=lambda s: round(s.solar_energy_kwh, 6),
-    ),
-    SiteSensorDescription(
-        key="consumption_energy",
-        translation_key="consumption_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
-        value_fn=lambda s: round(s.consumption_energy_kwh, 6),
-    ),
+    _site_energy("solar_energy", lambda s: s.solar_energy_kwh),
+    _site_energy("consumption_energy", lambda s: s.consumption_energy_kwh),
+    # For the Energy dashboard's battery: into the battery (solar beyond the load) and out of it.
+    _site_energy("battery_charge_energy", lambda s: s.battery_charge_energy_kwh),
+    _site_energy("battery_discharge_energy", lambda s: s.battery_discharge_energy_kwh),
     SiteSensorDescription(
         key="plan_status",
         translation_key="plan_status",

@@ -81,6 +81,8 @@ class SiteSnapshot:
     zones: dict[str, ZoneSnapshot] = field(default_factory=dict)
     solar_energy_kwh: float = 0.0
     consumption_energy_kwh: float = 0.0
+    battery_charge_energy_kwh: float = 0.0
+    battery_discharge_energy_kwh: float = 0.0
     plan_status: str | None = None
     plan_attrs: dict[str, Any] | None = None
     expected_unserved_wh: float | None = None

@@ -250,20 +250,35 @@ async def zone_switch_map(admin_ws: HAWebSocket) -> dict[str, str]:
 
 
 def energy_prefs(registry: list[dict[str, Any]], states: list[dict[str, Any]]) -> dict[str, Any]:
-    """Energy dashboard prefs: the site's solar energy as source, each zone's energy as device."""
+    """Energy dashboard prefs: the site's solar energy and its battery (charge and discharge) as
+    sources, each zone's energy as a device."""
     device_class = {s["entity_id"]: s["attributes"].get("device_class") for s in states}
     energy = [
         e
         for e in registry
         if e.get("platform") == DOMAIN and device_class.get(e["entity_id"]) == "energy"
     ]
-    solar = [e["entity_id"] for e in energy if str(e.get("unique_id", "")).endswith("solar_energy")]
+
+    def site(key: str) -> str | None:
+        found = [
+            e["entity_id"]
+            for e in energy
+            if not e.get("config_subentry_id") and str(e.get("unique_id", "")).endswith(f"_{key}")
+        ]
+        return found[0] if found else None
+
     zones = sorted(e["entity_id"] for e in energy if e.get("config_subentry_id"))
     prefs: dict[str, Any] = {"device_consumption": [{"stat_consumption": z} for z in zones]}
-    if solar:
-        prefs["energy_sources"] = [
-            {"type": "solar", "stat_energy_from": solar[0], "config_entry_solar_forecast": None}
-        ]
+    sources: list[dict[str, Any]] = []
+    if solar := site("solar_energy"):
+        sources.append(
+            {"type": "solar", "stat_energy_from": solar, "config_entry_solar_forecast": None}
+        )
+    charge, discharge = site("battery_charge_energy"), site("battery_discharge_energy")
+    if charge and discharge:
+        sources.append({"type": "battery", "stat_energy_from": discharge, "stat_energy_to": charge})
+    if sources:
+        prefs["energy_sources"] = sources
     return prefs
 
 

@@ -24,8 +24,9 @@ def test_only_offline_integrations_were_added(demo_up: dict) -> None:
 
 
 def test_energy_dashboard_shows_solar_and_the_zones(demo_up: dict) -> None:
-    """The demo points the Energy dashboard at the site's solar and the four zones' energy."""
-    assert demo_up["energy_sources"] == ["solar"], demo_up["_failure"]
+    """The demo points the Energy dashboard at the site's solar, its battery and the four
+    zones' energy."""
+    assert demo_up["energy_sources"] == ["solar", "battery"], demo_up["_failure"]
     assert demo_up["energy_devices"] == 4, demo_up["_failure"]
 
 

@@ -161,8 +161,21 @@ def test_zone_step_is_matched_by_its_node_placeholder() -> None:
 
 
 def test_energy_prefs_pick_site_solar_and_zone_energy() -> None:
-    """Solar energy is the source; zone energy sensors (on subentries) are devices; power is not."""
+    """Solar energy and the battery are sources; zone energy sensors (on subentries) are
+    devices; power is not."""
     registry = [
+        {
+            "entity_id": "sensor.site_battery_in",
+            "platform": "microgrid",
+            "unique_id": "e1_battery_charge_energy",
+            "config_subentry_id": None,
+        },
+        {
+            "entity_id": "sensor.site_battery_out",
+            "platform": "microgrid",
+            "unique_id": "e1_battery_discharge_energy",
+            "config_subentry_id": None,
+        },
         {
             "entity_id": "sensor.site_solar_energy",
             "platform": "microgrid",
@@ -207,7 +220,12 @@ def test_energy_prefs_pick_site_solar_and_zone_energy() -> None:
             "type": "solar",
             "stat_energy_from": "sensor.site_solar_energy",
             "config_entry_solar_forecast": None,
-        }
+        },
+        {
+            "type": "battery",
+            "stat_energy_from": "sensor.site_battery_out",
+            "stat_energy_to": "sensor.site_battery_in",
+        },
     ]
     assert prefs["device_consumption"] == [{"stat_consumption": "sensor.pump_energy"}]
     assert "energy_sources" not in energy_prefs([], [])

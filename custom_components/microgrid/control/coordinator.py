@@ -42,7 +42,14 @@ from ..site import SiteConfig
 from ..snapshot import MLView, SiteSnapshot, ZoneSnapshot
 from ..storage import BoundedSave
 from .commands import CommandWriter
-from .energy import SITE_CONSUMPTION, SITE_SOLAR, EnergyCounters, zone_key
+from .energy import (
+    BATTERY_CHARGE,
+    BATTERY_DISCHARGE,
+    SITE_CONSUMPTION,
+    SITE_SOLAR,
+    EnergyCounters,
+    zone_key,
+)
 from .outliers import OutlierTracker
 from .readings import BoardReadings, site_power
 
@@ -704,6 +711,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             zones=zones,
             solar_energy_kwh=self.energy.total(SITE_SOLAR),
             consumption_energy_kwh=self.energy.total(SITE_CONSUMPTION),
+            battery_charge_energy_kwh=self.energy.total(BATTERY_CHARGE),
+            battery_discharge_energy_kwh=self.energy.total(BATTERY_DISCHARGE),
             ml=self._ml_view(now, soc),
             **self._plan_view(),
         )

@@ -19,6 +19,10 @@ def zone_key(zone_id: str) -> str:
 
 SITE_SOLAR = "site:solar"
 SITE_CONSUMPTION = "site:consumption"
+# The battery takes what solar gives beyond the load and gives what the load takes beyond solar
+# (the boards measure no battery current; conversion losses are not modelled).
+BATTERY_CHARGE = "battery:charge"
+BATTERY_DISCHARGE = "battery:discharge"
 
 
 def trapezoid_kwh(previous_w: float, current_w: float, dt_s: float) -> float:
@@ -62,6 +66,9 @@ class EnergyCounters:
             dt_s = (now - at).total_seconds()
             self.add(SITE_SOLAR, trapezoid_kwh(prev_solar, solar_w, dt_s))
             self.add(SITE_CONSUMPTION, trapezoid_kwh(prev_load, load_w, dt_s))
+            prev_net, net = prev_solar - prev_load, solar_w - load_w
+            self.add(BATTERY_CHARGE, trapezoid_kwh(max(prev_net, 0.0), max(net, 0.0), dt_s))
+            self.add(BATTERY_DISCHARGE, trapezoid_kwh(max(-prev_net, 0.0), max(-net, 0.0), dt_s))
         self._last_site = (now, solar_w, load_w)
 
     def today_wh(self, zone_id: str, now: datetime) -> float:
