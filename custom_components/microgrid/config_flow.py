@@ -55,6 +55,7 @@ from .const import (
     CONF_CONTROL_MODE,
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
+    CONF_DEEP_DISCHARGE_CUTOFF_PCT,
     CONF_EMERGENCY_PCT,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
@@ -175,6 +176,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Required(CONF_EMERGENCY_PCT): _PCT,
         vol.Required(CONF_CRITICAL_ALERT_PCT): _PCT,
         vol.Required(CONF_HYSTERESIS_PCT): _number("%", minimum=0, maximum=20, step=0.5),
+        vol.Optional(CONF_DEEP_DISCHARGE_CUTOFF_PCT): _number("%", minimum=0, maximum=50, step=0.5),
         vol.Required(CONF_MIN_ON_S): _SECONDS,
         vol.Required(CONF_MIN_OFF_S): _SECONDS,
         vol.Required(CONF_CONTROL_MODE): _CONTROL_MODE,
@@ -586,6 +588,10 @@ def _project_id(key_text: Any) -> str | None:
     return project_id if isinstance(project_id, str) and project_id.strip() else None
 
 
+# Optional options a person may clear: left out of the input, they are removed.
+_CLEARABLE = (CONF_TEMPERATURE_ENTITY, CONF_DEEP_DISCHARGE_CUTOFF_PCT)
+
+
 class MicrogridOptionsFlow(OptionsFlow):
     """Thresholds, relay timing and control mode."""
 
@@ -608,14 +614,19 @@ class MicrogridOptionsFlow(OptionsFlow):
                 < user_input[CONF_CONSERVATION_PCT]
             ):
                 errors["base"] = "thresholds_order"
+            cutoff = user_input.get(CONF_DEEP_DISCHARGE_CUTOFF_PCT) or 0
+            if cutoff and cutoff >= user_input[CONF_EMERGENCY_PCT]:
+                # Above the emergency threshold it would cut the clinic while others still run.
+                errors[CONF_DEEP_DISCHARGE_CUTOFF_PCT] = "cutoff_above_emergency"
             if not errors:
                 # A gateway field left empty turns that gateway off: only `gateways` survive;
-                # so does a cleared temperature entity (absent from the input).
-                cleared = {*SMS_PUSH_OPTIONS, CONF_TEMPERATURE_ENTITY}
+                # so does a cleared temperature entity or cutoff (absent from the input; a
+                # cutoff of 0 is none).
+                cleared = {*SMS_PUSH_OPTIONS, *_CLEARABLE}
                 options = {
                     k: v
                     for k, v in {**stored, **user_input}.items()
-                    if k not in cleared or (k == CONF_TEMPERATURE_ENTITY and k in user_input)
+                    if k not in cleared or (k in _CLEARABLE and k in user_input)
                 } | {
                     **gateways,
                     **targets,

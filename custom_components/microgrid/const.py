@@ -46,6 +46,9 @@ CONTROL_MODE_MONITOR: Final = "monitor"  # decide and record, write nothing
 CONTROL_MODE_AUTO: Final = "auto"  # write relay commands
 # Outdoor temperature for the demand forecast: a weather entity or a temperature sensor.
 CONF_TEMPERATURE_ENTITY: Final = "temperature_entity"
+# Admin-set: below this state of charge even critical zones go off to save the battery.
+# Unset (or 0): never.
+CONF_DEEP_DISCHARGE_CUTOFF_PCT: Final = "deep_discharge_cutoff_pct"
 
 # Per-user rate limit on household control and on the actions of users who are not admins
 # (token bucket: a burst, then so many a minute). Admins and automations are not limited.

@@ -12,6 +12,7 @@ from .const import (
     CONF_CONSERVATION_PCT,
     CONF_CONTROL_MODE,
     CONF_CRITICAL_ALERT_PCT,
+    CONF_DEEP_DISCHARGE_CUTOFF_PCT,
     CONF_EMERGENCY_PCT,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
@@ -100,6 +101,9 @@ def site_config(entry: ConfigEntry) -> SiteConfig:
             hysteresis_pct=float(options[CONF_HYSTERESIS_PCT]),
             min_on_s=float(options[CONF_MIN_ON_S]),
             min_off_s=float(options[CONF_MIN_OFF_S]),
+            deep_discharge_cutoff_pct=(
+                float(cutoff) if (cutoff := options.get(CONF_DEEP_DISCHARGE_CUTOFF_PCT)) else None
+            ),
         ),
         control_auto=options[CONF_CONTROL_MODE] == CONTROL_MODE_AUTO,
         zones=tuple(zones),

@@ -40,6 +40,7 @@ from custom_components.microgrid.const import (
     CONF_CONTROL_MODE,
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
+    CONF_DEEP_DISCHARGE_CUTOFF_PCT,
     CONF_EMERGENCY_PCT,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
@@ -809,6 +810,42 @@ async def test_options_temperature_entity_is_stored_and_clearable(hass: HomeAssi
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert CONF_TEMPERATURE_ENTITY not in entry.options
     assert site_config(entry).temperature_entity_id is None
+
+
+async def test_options_deep_discharge_cutoff_checked_stored_and_clearable(
+    hass: HomeAssistant,
+) -> None:
+    """The cutoff must sit below the emergency threshold; it reaches the policy's thresholds;
+    a cleared field (or 0) means critical zones are never switched off."""
+    entry = site_entry("http://127.0.0.1:9000/?ns=demo")
+    entry.add_to_hass(hass)
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    assert site_config(entry).thresholds.deep_discharge_cutoff_pct is None
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_DEEP_DISCHARGE_CUTOFF_PCT) is None
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], base | {CONF_DEEP_DISCHARGE_CUTOFF_PCT: base[CONF_EMERGENCY_PCT]}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_DEEP_DISCHARGE_CUTOFF_PCT: "cutoff_above_emergency"}
+    assert_translated(result, OPTIONS)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], base | {CONF_DEEP_DISCHARGE_CUTOFF_PCT: 4.5}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site_config(entry).thresholds.deep_discharge_cutoff_pct == 4.5
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_DEEP_DISCHARGE_CUTOFF_PCT) == 4.5
+    result = await hass.config_entries.options.async_configure(result["flow_id"], base)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_DEEP_DISCHARGE_CUTOFF_PCT not in entry.options
+    assert site_config(entry).thresholds.deep_discharge_cutoff_pct is None
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], base | {CONF_DEEP_DISCHARGE_CUTOFF_PCT: 0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert site_config(entry).thresholds.deep_discharge_cutoff_pct is None
 
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
