@@ -591,6 +591,13 @@ class Fleet:
             "soc_pct": round(state.soc_pct, 2),
             "solar_w": round(state.solar_w, 1),
             "load_w": round(state.load_w, 1),
+            "energy_wh": {
+                zone_id: {
+                    "served_wh": round(served, 1),
+                    "unserved_wh": round(self.site.unserved_wh[zone_id], 1),
+                }
+                for zone_id, served in self.site.served_wh.items()
+            },
             "boards": {
                 node: {
                     "relay_on": board.relay_on,

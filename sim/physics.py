@@ -302,6 +302,10 @@ class SiteModel:
         """Start at rest at `now`."""
         self.spec = spec
         self.state = initial_state(spec, now, soc_pct)
+        # The site's own energy counts since start, per zone: what it delivered, and what the
+        # zone would have drawn while its relay was off or the empty battery could not carry it.
+        self.served_wh: dict[str, float] = {z.zone_id: 0.0 for z in spec.zones}
+        self.unserved_wh: dict[str, float] = {z.zone_id: 0.0 for z in spec.zones}
 
     def step(
         self,
@@ -310,8 +314,15 @@ class SiteModel:
         relay_states: Mapping[str, bool],
         load_scale: Mapping[str, float] | None = None,
     ) -> SiteState:
-        """Advance by dt_s to `now` and return the new state."""
+        """Advance by dt_s to `now` and return the new state (and count each zone's energy)."""
         self.state = advance(self.spec, self.state, now, dt_s, relay_states, load_scale=load_scale)
+        hours = dt_s / 3600
+        scale = load_scale or {}
+        for zone in self.spec.zones:
+            wanted_w = zone_load_w(zone, now, self.spec.tz) * scale.get(zone.zone_id, 1.0)
+            got_w = self.state.zone_load_w.get(zone.zone_id, 0.0)
+            self.served_wh[zone.zone_id] += got_w * hours
+            self.unserved_wh[zone.zone_id] += max(0.0, wanted_w - got_w) * hours
         return self.state
 
     def set_soc(self, soc_pct: float) -> SiteState:

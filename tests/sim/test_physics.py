@@ -22,6 +22,7 @@ from sim.physics import (
     profile_factor,
     solar_w,
     terminal_voltage_v,
+    zone_load_w,
 )
 from sim.site import DEMO_SITE
 
@@ -166,6 +167,24 @@ def test_site_model_steps_and_set_soc() -> None:
         model.set_soc(101)
     with pytest.raises(ValueError):
         model.step(NOON, -1, {})
+
+
+def test_site_model_counts_served_and_unserved_energy_per_zone() -> None:
+    """An hour with the pump on and the homes off: the pump's draw is served, the homes' demand
+    (their profile at that hour) is unserved; the counters are the physics' own numbers."""
+    model = SiteModel(DEMO_SITE, now=NOON, soc_pct=80)
+    relays = {"Zone3": False, "Zone4": True}
+    for minute in range(1, 61):
+        model.step(NOON + timedelta(minutes=minute), 60, relays)
+    pump = next(z for z in DEMO_SITE.zones if z.zone_id == "Zone4")
+    homes = next(z for z in DEMO_SITE.zones if z.zone_id == "Zone3")
+    expected_pump = sum(zone_load_w(pump, NOON + timedelta(minutes=m)) for m in range(1, 61)) / 60
+    expected_homes = sum(zone_load_w(homes, NOON + timedelta(minutes=m)) for m in range(1, 61)) / 60
+    assert model.served_wh["Zone4"] == pytest.approx(expected_pump)
+    assert model.unserved_wh["Zone4"] == pytest.approx(0.0)
+    assert model.served_wh["Zone3"] == 0.0
+    assert model.unserved_wh["Zone3"] == pytest.approx(expected_homes)
+    assert expected_homes > 0
 
 
 def test_demo_site() -> None:
