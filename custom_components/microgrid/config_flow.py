@@ -37,7 +37,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .alerts.manager import (
+from .alerts.options import (
     normalize_phone,
     normalize_target,
     target_exists,
