@@ -11,7 +11,6 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .alerts.manager import async_setup_alert_services, async_setup_alerts
 from .const import (
     CONF_COMMAND_SECRET,
     CONF_DATABASE_URL,
@@ -28,6 +27,7 @@ from .link.rtdb import FirebaseLink
 from .people.audit import AuditLog
 from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
 from .services.actions import async_setup_services
+from .services.alerts import async_setup_alert_services, async_setup_alerts
 from .site import site_config
 
 PLATFORMS: list[Platform] = [

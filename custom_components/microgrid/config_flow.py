@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-import json
 import re
 import secrets
 from typing import Any
@@ -39,7 +38,7 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .alerts.manager import (
+from .alerts.options import (
     normalize_phone,
     normalize_target,
     target_exists,
@@ -97,7 +96,7 @@ from .const import (
     SUBENTRY_HOUSEHOLD,
     SUBENTRY_ZONE,
 )
-from .link.auth import InvalidServiceAccount, auth_for
+from .link.auth import InvalidServiceAccount, auth_for, service_account_project
 from .link.errors import FirebaseAuthError, FirebaseError, FirebaseInvalidURL
 from .link.rtdb import FirebaseLink
 from .link.url import parse_database_url
@@ -568,7 +567,7 @@ def _push_options(
         errors[CONF_FCM_TOPIC] = "invalid_fcm_topic"
     if not (topic or tokens):
         return {}
-    if _project_id(key_text) is None:
+    if service_account_project(key_text) is None:
         errors[CONF_FCM_TOPIC if topic else CONF_FCM_TOKENS] = "fcm_needs_service_account"
     out: dict[str, Any] = {}
     if topic:
@@ -576,16 +575,6 @@ def _push_options(
     if tokens:
         out[CONF_FCM_TOKENS] = tokens
     return out
-
-
-def _project_id(key_text: Any) -> str | None:
-    """The Firebase project of the site's service-account key; None without a usable key."""
-    try:
-        key = json.loads(key_text) if isinstance(key_text, str) else key_text
-    except ValueError:
-        return None
-    project_id = key.get("project_id") if isinstance(key, Mapping) else None
-    return project_id if isinstance(project_id, str) and project_id.strip() else None
 
 
 # Optional options a person may clear: left out of the input, they are removed.

@@ -8,7 +8,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .alerts.manager import SIGNAL_ALERT, Alert, AlertType
+from .alerts.channels.event import SIGNAL_ALERT
+from .alerts.model import Alert, AlertType
 from .const import DOMAIN
 from .runtime import MicrogridConfigEntry
 

@@ -64,22 +64,39 @@ class EmulatorAuth:
         """Nothing to refresh."""
 
 
-def load_service_account(key: Mapping[str, Any] | str) -> dict[str, Any]:
-    """Validate a service-account key (dict or JSON text); raise InvalidServiceAccount."""
-    if isinstance(key, str):
+def parse_service_account(raw: Any) -> dict[str, Any]:
+    """A service-account key (JSON text or a mapping) as a dict; raise InvalidServiceAccount
+    when it is not a JSON object. The one place the key's text is read."""
+    if isinstance(raw, str):
         try:
-            key = json.loads(key)
+            raw = json.loads(raw)
         except ValueError:
             raise InvalidServiceAccount("the service-account key is not valid JSON") from None
-    if not isinstance(key, Mapping):
+    if not isinstance(raw, Mapping):
         raise InvalidServiceAccount("the service-account key must be a JSON object")
+    return dict(raw)
+
+
+def service_account_project(raw: Any) -> str | None:
+    """The Firebase project of a service-account key (JSON text or a mapping); None when the
+    key is unreadable or names none."""
+    try:
+        project_id = parse_service_account(raw).get("project_id")
+    except InvalidServiceAccount:
+        return None
+    return project_id.strip() if isinstance(project_id, str) and project_id.strip() else None
+
+
+def load_service_account(raw: Mapping[str, Any] | str) -> dict[str, Any]:
+    """Validate a service-account key (dict or JSON text); raise InvalidServiceAccount."""
+    key = parse_service_account(raw)
     if key.get("type") != "service_account":
         raise InvalidServiceAccount('the key is not of "type": "service_account"')
     missing = [f for f in _REQUIRED_FIELDS if not isinstance(key.get(f), str) or not key.get(f)]
     if missing:
         raise InvalidServiceAccount(f"the key lacks {', '.join(missing)}")
     _check_token_uri(key["token_uri"])
-    return dict(key)
+    return key
 
 
 def _check_token_uri(uri: str) -> None:
@@ -133,6 +150,11 @@ class ServiceAccountAuth:
     def client_email(self) -> str:
         """Return the service account's e-mail (for logs and diagnostics)."""
         return str(self._key["client_email"])
+
+    @property
+    def project_id(self) -> str | None:
+        """Return the Firebase project the key names (FCM sends to it), or None."""
+        return service_account_project(self._key)
 
     @property
     def expires_at(self) -> float:

@@ -16,8 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.microgrid.const import DOMAIN
 
+from .alerts.common import call
 from .conftest import wait_for
-from .test_alerts import call
 
 
 async def reload(hass: HomeAssistant, entry: MockConfigEntry) -> None:

@@ -13,7 +13,8 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.microgrid.alerts.manager import DATA_ALERTS, AlertType
+from custom_components.microgrid.alerts.manager import DATA_ALERTS
+from custom_components.microgrid.alerts.model import AlertType
 from custom_components.microgrid.const import DOMAIN
 from custom_components.microgrid.control.coordinator import STATE_SAVE_DELAY_S, MicrogridCoordinator
 from custom_components.microgrid.control.readings import MAX_UNKNOWN_ZONES_KEPT

@@ -26,6 +26,7 @@ from custom_components.microgrid.link.auth import (
     TokenProvider,
     auth_for,
     load_service_account,
+    service_account_project,
 )
 from custom_components.microgrid.link.errors import (
     FirebaseAuthError,
@@ -329,6 +330,20 @@ def test_load_service_account_returns_a_copy(key: dict[str, Any]) -> None:
     loaded = load_service_account(key)
     assert loaded == key
     assert loaded is not key
+
+
+def test_service_account_project_from_text_or_mapping(
+    session: aiohttp.ClientSession, key: dict[str, Any]
+) -> None:
+    """The config flow and the push channel read the key's project through one parser: from
+    JSON text or a mapping; None for an unreadable key or one without a project."""
+    assert service_account_project(json.dumps(key)) == "site-123"
+    assert service_account_project({**key, "project_id": " site-123 "}) == "site-123"
+    for unusable in (None, "", "not json {", "[1, 2]", {**key, "project_id": "  "}, {"a": 1}):
+        assert service_account_project(unusable) is None, unusable
+    assert ServiceAccountAuth(session, json.dumps(key)).project_id == "site-123"
+    no_project = {k: v for k, v in key.items() if k != "project_id"}
+    assert ServiceAccountAuth(session, no_project).project_id is None
 
 
 async def test_emulator_auth() -> None:
