@@ -20,10 +20,11 @@ from .const import (
 )
 from .control.coordinator import MicrogridCoordinator
 from .control.webhook import async_register_webhook
-from .learning.manager import model_path, remove_models
+from .learning.manager import model_path
 from .link.auth import auth_for
 from .link.errors import FirebaseAuthError
 from .link.rtdb import FirebaseLink
+from .ml.store import remove_models
 from .people.audit import AuditLog
 from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
 from .services.actions import async_setup_services
