@@ -27,7 +27,7 @@ from .link.errors import FirebaseAuthError
 from .link.rtdb import FirebaseLink
 from .people.audit import AuditLog
 from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
-from .services.actions import async_setup_services
+from .services import async_setup_services
 from .site import site_config
 
 PLATFORMS: list[Platform] = [
