@@ -6,15 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.auth.models import User
 from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+from syrupy.matchers import path_type
 
+from custom_components.microgrid import PLATFORMS
 from custom_components.microgrid.const import (
     CONF_BATTERY_CAPACITY_WH,
     CONF_COMMAND_SECRET,
@@ -38,6 +44,17 @@ from custom_components.microgrid.control.coordinator import MicrogridCoordinator
 from sim.rtdb import RTDBServer
 
 SECRET = "test-command-secret-0123456789abcdef"
+# Snapshot matcher for figures the site does not decide, shown as their type: how long planning
+# took (wall clock), and how many plans and decisions setup made (its concurrent starts, the
+# first poll and the stream's first event over real loopback I/O, finish in either order).
+SETUP_RACES = path_type(
+    {
+        r"(.*\.)?duration_ms": (float,),
+        r"attributes\.runs": (int,),
+        r"state\.stream\.decisions": (int,),
+    },
+    regex=True,
+)
 ZONES = (
     ("Zone1", "Clinic", "critical", 150.0, "always", None),
     ("Zone2", "Street lights", "semi_critical", 200.0, "always", None),
@@ -102,6 +119,22 @@ async def push(entry: MockConfigEntry, rtdb: RTDBServer, records: dict[str, Any]
     await decided(coordinator, before)
 
 
+async def settle_site(entry: MockConfigEntry, rtdb: RTDBServer) -> None:
+    """Bring the site to one state whatever order setup's work finished in (for snapshots
+    under a frozen clock): planned, the learning started, every board reporting again so a
+    decision follows the plan and its commands are acknowledged, then forecast once."""
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(lambda: coordinator.planner.plan is not None)
+    if (started := coordinator.ml.started) is not None:
+        await started
+    await coordinator.hass.async_block_till_done()
+    await wait_for(lambda: coordinator.commands.in_flight == 0)
+    await push(entry, rtdb, rtdb.get_value("sensors"))
+    await wait_for(lambda: coordinator.commands.in_flight == 0)
+    await coordinator.ml.async_refresh()
+    await coordinator.hass.async_block_till_done()
+
+
 async def decided(coordinator: MicrogridCoordinator, before: int) -> None:
     """Wait for a decision after `before`; a frozen clock is moved past the coalescing window."""
     if coordinator.decisions == before:
@@ -120,6 +153,14 @@ async def wait_for(predicate: Callable[[], bool], rounds: int = 200_000) -> None
             return
         await asyncio.sleep(0)
     raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Syrupy with Home Assistant's serializer (registry ids, contexts and state times as ANY;
+    files in snapshots/ next to the test), as core's tests use it. The plugin declares the same
+    fixture, but syrupy's own may be registered after it and win."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture
@@ -185,6 +226,8 @@ def mock_config_entry(
     )
     return MockConfigEntry(
         domain=DOMAIN,
+        # Fixed: unique ids carry it, and platform snapshots show them.
+        entry_id="01JMICROGR1DV1LLAGE0000000",
         title="Village",
         unique_id="demo@127.0.0.1",
         data={
@@ -204,15 +247,22 @@ def mock_config_entry(
 
 @pytest.fixture
 async def init_integration(
-    hass: HomeAssistant, rtdb: RTDBServer, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    mock_config_entry: MockConfigEntry,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[MockConfigEntry]:
-    """The site set up, its stream connected."""
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    link = mock_config_entry.runtime_data.link
-    await wait_for(lambda: link.connected)
-    yield mock_config_entry
-    if mock_config_entry.state.recoverable:
-        await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    """The site set up, its stream connected: every platform, or only the one a test passes
+    as indirect parameter (`@pytest.mark.parametrize("init_integration", [Platform.SENSOR],
+    indirect=True)`, as platform snapshots need)."""
+    platforms: list[Platform] = [request.param] if hasattr(request, "param") else PLATFORMS
+    with patch("custom_components.microgrid.PLATFORMS", platforms):
+        mock_config_entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
         await hass.async_block_till_done()
+        link = mock_config_entry.runtime_data.link
+        await wait_for(lambda: link.connected)
+        yield mock_config_entry
+        if mock_config_entry.state.recoverable:
+            await hass.config_entries.async_unload(mock_config_entry.entry_id)
+            await hass.async_block_till_done()
