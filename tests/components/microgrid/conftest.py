@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+import math
 from typing import Any
 from unittest.mock import patch
 
+from aiohttp.web_log import AccessLogger
 from homeassistant.auth.models import User
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import Platform
@@ -142,6 +144,25 @@ async def decided(coordinator: MicrogridCoordinator, before: int) -> None:
     await wait_for(lambda: coordinator.decisions > before)
 
 
+async def reload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Unload and set up the entry again, its stream connected."""
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    link = entry.runtime_data.link
+    await wait_for(lambda: link.connected)
+
+
+def named(values: dict[str, str], then: Any = SETUP_RACES) -> Any:
+    """Snapshot matcher: these random values (user ids) by name, the rest through `then`."""
+
+    def matcher(*, data: Any, path: Any) -> Any:
+        if isinstance(data, str) and data in values:
+            return values[data]
+        return then(data=data, path=path)
+
+    return matcher
+
+
 async def wait_for(predicate: Callable[[], bool], rounds: int = 200_000) -> None:
     """Let real loopback I/O run (bounded) until the predicate holds.
 
@@ -153,6 +174,15 @@ async def wait_for(predicate: Callable[[], bool], rounds: int = 200_000) -> None
             return
         await asyncio.sleep(0)
     raise AssertionError("condition not reached")
+
+
+@pytest.fixture(autouse=True)
+def access_log_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's access log reads the local UTC offset from time.localtime(), which has none
+    under freezegun: a frozen test calling the HTTP API would log an error (failing tests that
+    check for none) unless an earlier unfrozen test happened to cache the offset. Fix one."""
+    monkeypatch.setattr(AccessLogger, "_cached_tz", UTC)
+    monkeypatch.setattr(AccessLogger, "_cached_tz_expires", math.inf)
 
 
 @pytest.fixture
