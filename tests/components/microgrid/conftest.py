@@ -17,7 +17,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 from syrupy.matchers import path_type
@@ -135,6 +139,17 @@ async def settle_site(entry: MockConfigEntry, rtdb: RTDBServer) -> None:
     await wait_for(lambda: coordinator.commands.in_flight == 0)
     await coordinator.ml.async_refresh()
     await coordinator.hass.async_block_till_done()
+
+
+async def assert_platform_snapshot(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, entry: MockConfigEntry, rtdb: RTDBServer
+) -> None:
+    """The settled site's entities (one platform loaded): each registry entry and state
+    against its snapshot."""
+    await settle_site(entry, rtdb)
+    await snapshot_platform(
+        hass, er.async_get(hass), snapshot.with_defaults(matcher=SETUP_RACES), entry.entry_id
+    )
 
 
 async def decided(coordinator: MicrogridCoordinator, before: int) -> None:

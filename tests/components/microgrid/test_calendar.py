@@ -11,13 +11,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.microgrid.planning.manager import plan_runs
 from sim.rtdb import RTDBServer
 
-from .conftest import settle_site
+from .conftest import assert_platform_snapshot, settle_site
 
 pytestmark = [
     pytest.mark.freeze_time("2026-06-01 10:02:30+00:00"),
@@ -41,14 +41,12 @@ async def _events(
 
 async def test_calendar(
     hass: HomeAssistant,
-    entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     rtdb: RTDBServer,
     init_integration: MockConfigEntry,
 ) -> None:
     """One calendar per site; its state is the pump's current or next planned run."""
-    await settle_site(init_integration, rtdb)
-    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+    await assert_platform_snapshot(hass, snapshot, init_integration, rtdb)
 
 
 async def test_events_are_the_planned_runs(

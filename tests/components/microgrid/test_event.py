@@ -6,13 +6,13 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 from syrupy.matchers import path_type
 
 from sim.rtdb import RTDBServer
 
-from .conftest import push, settle_site, site_records
+from .conftest import assert_platform_snapshot, push, site_records
 
 # Alert ids are ULIDs: random beyond their time part.
 ALERT_ID = path_type({r"(.*\.)?alert_id": (str,)}, regex=True)
@@ -30,8 +30,7 @@ async def test_alert_event(
     """No alert yet: unknown, with every alert type; the battery at 8 % fires
     battery_emergency with the alert as attributes."""
     entry = init_integration
-    await settle_site(entry, rtdb)
-    await snapshot_platform(hass, entity_registry, snapshot, entry.entry_id)
+    await assert_platform_snapshot(hass, snapshot, entry, rtdb)
     await push(entry, rtdb, site_records(8.0))
     await hass.async_block_till_done()
     [entity] = er.async_entries_for_config_entry(entity_registry, entry.entry_id)

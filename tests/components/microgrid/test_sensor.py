@@ -4,31 +4,23 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from sim.rtdb import RTDBServer
 
-from .conftest import SETUP_RACES, settle_site
+from .conftest import assert_platform_snapshot
 
 
 @pytest.mark.freeze_time("2026-06-01 10:02:30+00:00")
 @pytest.mark.parametrize("init_integration", [Platform.SENSOR], indirect=True)
 async def test_sensors(
     hass: HomeAssistant,
-    entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
     rtdb: RTDBServer,
     init_integration: MockConfigEntry,
 ) -> None:
     """Four healthy boards at 80 %, planned and forecast: the site's readings, plan, forecast
     and each zone's power and energy."""
-    await settle_site(init_integration, rtdb)
-    await snapshot_platform(
-        hass,
-        entity_registry,
-        snapshot.with_defaults(matcher=SETUP_RACES),
-        init_integration.entry_id,
-    )
+    await assert_platform_snapshot(hass, snapshot, init_integration, rtdb)
