@@ -139,6 +139,7 @@ class MLManager:
         self.last_error: str | None = None
         self.training = False
         self.trainings = 0
+        self.started_up = False  # the start (seed, load, maybe train, first forecast) is over
         self.measured_on: frozenset[str] = frozenset()  # zones seen drawing while on
         self._sustain_cache: tuple[tuple[Any, ...], SustainEstimate | None] | None = None
         self._view_cache: tuple[tuple[Any, ...], MLView] | None = None
@@ -176,7 +177,14 @@ class MLManager:
         await self.async_refresh()
 
     async def _async_startup(self) -> None:
-        """Seed recent history from the recorder, load stored models, retrain when due."""
+        """Seed recent history from the recorder, load stored models, retrain when due; then
+        `started_up` (diagnostics) is True."""
+        try:
+            await self._async_startup_steps()
+        finally:
+            self.started_up = True
+
+    async def _async_startup_steps(self) -> None:
         now = dt_util.utcnow()
         if recorder_ready(self.hass):
             try:
@@ -624,6 +632,7 @@ class MLManager:
     def diagnostics(self) -> dict[str, Any]:
         """Internal state for the diagnostics dump."""
         return {
+            "started_up": self.started_up,
             "buffer_slots": len(self.buffer),
             "report": report_attrs(self.models.report if self.models else None),
             "degraded": self.degraded,

@@ -52,7 +52,7 @@ def test_importing_the_integration_does_not_import_sklearn() -> None:
         "import custom_components.microgrid.learning.manager, custom_components.microgrid.sensor\n"
         "import custom_components.microgrid.learning.recorder\n"
         "import custom_components.microgrid.binary_sensor\n"
-        "import custom_components.microgrid.services.actions\n"
+        "import custom_components.microgrid.services\n"
         "bad = sorted(x for x in sys.modules if x.split('.')[0] == 'sklearn')\n"
         "assert not bad, bad\n"
     )
