@@ -15,8 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.microgrid.const import DOMAIN
 from sim.rtdb import RTDBServer
-
-from ..conftest import wait_for
+from tests.components.microgrid.conftest import wait_for
 
 
 def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str, domain: str) -> str:
