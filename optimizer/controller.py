@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .dispatch import DispatchInput
+from .forecast import slot_start
 from .model import Band, PriorityClass, Schedule, SiteReading, Thresholds, Zone, ZoneState
 from .plan_model import Battery, DeferrableJob, EndReserve, PlanInput, ReserveBands
 from .policy import sane_thresholds
@@ -151,9 +152,7 @@ def plan_input(
 ) -> PlanInput:
     """What the planner is told: the battery now, the forecast masked by the zones' schedules
     (rows of deferrable zones dropped: they draw what their jobs need), the jobs, the relays."""
-    first = now.replace(second=0, microsecond=0) - timedelta(
-        minutes=now.minute % slot_minutes, seconds=0
-    )
+    first = slot_start(now, slot_minutes)
     times = [first + timedelta(minutes=slot_minutes * k) for k in range(horizon_slots)]
     deferrable = {z.zone_id for z in site.zones if z.priority is PriorityClass.DEFERRABLE}
     demand = scheduled_demand(

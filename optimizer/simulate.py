@@ -5,6 +5,8 @@ A scenario holds the site and the *actual* per-slot PV and per-zone demand. The 
 Each slot: forecast, plan, `dispatch()` with the plan's state for the slot, then the physics:
 zones that are on draw their actual demand, surplus charges the battery, and if the battery
 cannot carry the load (energy or power) zones trip lowest priority first, largest first.
+The planner's and dispatch's inputs come from `controller.py` and the persistence forecast from
+`forecast.py`, as in Home Assistant: the loop runs the controller the integration runs.
 """
 
 from __future__ import annotations
