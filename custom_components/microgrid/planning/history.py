@@ -16,7 +16,6 @@ from ..optimizer.forecast import (
     Observed,
     mean_on_w,
     persistence_forecast,
-    pv_peak_w,
     slot_start,
 )
 from ..optimizer.model import Zone
@@ -79,20 +78,15 @@ class SlotHistory:
                 row[index] = slot.zone_sum[zone_id] / samples
         return Observed(start=start, slot_minutes=SLOT_MINUTES, pv_w=pv, zone_on_w=zones)
 
+    def _observed_so_far(self) -> Observed | None:
+        """The slots kept, up to the latest with a sample (None: none yet)."""
+        latest = next((s for s in reversed(self._slots) if s.count), None)
+        return None if latest is None else self.observed(latest.slot_start)
+
     def mean_on_w(self, zone_id: str, *, default: float) -> float:
         """The zone's average draw while its relay was on, over the slots kept."""
-        slots = [s for s in self._slots if s.count]
-        now = slots[-1].slot_start if slots else None
-        if now is None:
-            return default
-        return mean_on_w(self.observed(now), zone_id, default=default)
-
-    def pv_peak_w(self, latitude: float, longitude: float) -> float | None:
-        """The array's clear-sky peak as seen so far (None until the sun was well up)."""
-        slots = [s for s in self._slots if s.count]
-        if not slots:
-            return None
-        return pv_peak_w(self.observed(slots[-1].slot_start), latitude, longitude)
+        observed = self._observed_so_far()
+        return default if observed is None else mean_on_w(observed, zone_id, default=default)
 
     def forecast(
         self,

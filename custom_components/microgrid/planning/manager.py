@@ -20,7 +20,7 @@ from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
 from ..optimizer.controller import Forecast, plan_input
-from ..optimizer.forecast import pv_low_share
+from ..optimizer.forecast import persistence_forecast, pv_low_share
 from ..optimizer.model import Zone
 from ..optimizer.plan_model import Plan, PlanInput
 from ..optimizer.planner import plan
@@ -166,21 +166,20 @@ class PlanManager:
         )
         site = controller_site(source.site, self.hass.config, zones)
         slots = what_if.horizon_slots
-        pv, demand = self.history.forecast(
-            now,
-            slots,
+        observed = self.history.observed(now)
+        first = SlotHistory.slot_of(now)
+        pv, demand = persistence_forecast(
+            observed,
+            first=first,
+            horizon_slots=slots,
             zones=zones,
-            latitude=site.latitude_deg,
-            longitude=site.longitude_deg,
+            latitude_deg=site.latitude_deg,
+            longitude_deg=site.longitude_deg,
             pv_peak_prior_w=site.plan_limit_w,
         )
         # A trained demand model, when there is one, replaces persistence zone by zone.
         demand = {**demand, **(source.learned_demand(now, slots, zones) or {})}
-        share = pv_low_share(
-            self.history.observed(now),
-            first=SlotHistory.slot_of(now),
-            pv_share=site.end_reserve.pv_share,
-        )
+        share = pv_low_share(observed, first=first, pv_share=site.end_reserve.pv_share)
         return plan_input(
             site,
             now=now,
