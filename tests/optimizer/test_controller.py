@@ -32,7 +32,7 @@ from custom_components.microgrid.optimizer.model import (
     Zone,
     ZoneState,
 )
-from custom_components.microgrid.optimizer.plan_model import PlanInput, ReserveBands
+from custom_components.microgrid.optimizer.plan_model import Battery, PlanInput, ReserveBands
 from custom_components.microgrid.optimizer.sun import sun_up
 from custom_components.microgrid.planning.history import SlotHistory
 from custom_components.microgrid.planning.inputs import controller_site, daily_jobs
@@ -161,60 +161,41 @@ class _Captured(Exception):
     """Stop the simulation once the first slot's inputs are seen."""
 
 
-def _scenario_dict(hass: HomeAssistant, now: datetime) -> dict[str, Any]:
+def _scenario(hass: HomeAssistant, now: datetime) -> sim.Scenario:
     """One day of history at 5-minute slots, then the simulated day; the site as the
-    integration would be configured (one power limit), at Home Assistant's location."""
+    integration would be configured (one power limit), at Home Assistant's location; the
+    pump's job the integration's daily one."""
     per_day = 288
-    start = now - timedelta(days=1)
     hours = (np.arange(2 * per_day) % per_day) / 12.0
     pv = np.clip(np.sin((hours - 6) / 12 * np.pi), 0, None) * 900.0
     rng = np.random.default_rng(7)
-    demand = {
-        z.zone_id: np.round(rng.uniform(0.3, 1.0, 2 * per_day) * z.rated_w, 1).tolist()
-        for z in ZONES
-        if z.priority is not PriorityClass.DEFERRABLE
-    }
-    jobs = daily_jobs(now, ZONES, HORIZON_SLOTS, lambda _zone, _now: 0.0)
-    return {
-        "start": start.isoformat(),
-        "slot_minutes": 5,
-        "history_days": 1,
-        "horizon_slots": HORIZON_SLOTS,
-        "battery": {
-            "capacity_wh": 4000,
-            "soc_pct": 50,
-            "max_charge_w": 1000,
-            "max_discharge_w": 1000,
-        },
-        "inverter_limit_w": 1000,
-        "zones": [
-            {
-                "zone_id": z.zone_id,
-                "name": z.name,
-                "priority": z.priority.value,
-                "rated_w": z.rated_w,
-                "schedule": z.schedule.value,
-            }
+    thresholds = Thresholds(conservation_pct=25, emergency_pct=12)
+    return sim.Scenario(
+        start=now - timedelta(days=1),
+        slot_minutes=5,
+        history_days=1,
+        horizon_slots=HORIZON_SLOTS,
+        battery=Battery(
+            capacity_wh=4000,
+            soc_pct=50,
+            max_charge_w=1000,
+            max_discharge_w=1000,
+            reserve=reserve_bands(thresholds),
+        ),
+        inverter_limit_w=1000,
+        zones=ZONES,
+        pv_w=tuple(np.round(pv, 1).tolist()),
+        demand_w={
+            z.zone_id: tuple(np.round(rng.uniform(0.3, 1.0, 2 * per_day) * z.rated_w, 1))
             for z in ZONES
-        ],
-        "pv_w": np.round(pv, 1).tolist(),
-        "demand_w": demand,
-        "jobs": [
-            {
-                "job_id": j.job_id,
-                "zone_id": j.zone_id,
-                "energy_wh": j.energy_wh,
-                "earliest": j.earliest.isoformat(),
-                "deadline": j.deadline.isoformat(),
-                "splittable": j.splittable,
-            }
-            for j in jobs
-        ],
-        "thresholds": {"conservation_pct": 25, "emergency_pct": 12},
-        "latitude_deg": hass.config.latitude,
-        "longitude_deg": hass.config.longitude,
-        "elevation_m": hass.config.elevation,
-    }
+            if z.priority is not PriorityClass.DEFERRABLE
+        },
+        jobs=daily_jobs(now, ZONES, HORIZON_SLOTS, lambda _zone, _now: 0.0),
+        thresholds=thresholds,
+        latitude_deg=hass.config.latitude,
+        longitude_deg=hass.config.longitude,
+        elevation_m=hass.config.elevation,
+    )
 
 
 async def test_the_integration_and_the_simulator_build_the_same_inputs(
@@ -225,7 +206,7 @@ async def test_the_integration_and_the_simulator_build_the_same_inputs(
     measures the controller that runs)."""
     now = datetime(2025, 6, 21, 16, 0, tzinfo=UTC)
     hass.config.elevation = 350
-    scenario = sim.scenario_from_dict(_scenario_dict(hass, now))
+    scenario = _scenario(hass, now)
     seen: dict[str, Any] = {}
     real_plan = sim.plan
 
