@@ -20,8 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from . import controller
-from .controller import Forecast, Site, dispatch_input, dispatch_power_limit_w, reserve_bands
+from .controller import (
+    Forecast,
+    Site,
+    dispatch_input,
+    dispatch_power_limit_w,
+    plan_input,
+    reserve_bands,
+)
 from .dispatch import dispatch
 from .forecast import HISTORY_DAYS, Observed, persistence_forecast, pv_low_share, same_slot_before
 from .model import Band, PriorityClass, Schedule, Thresholds, Zone, ZoneState
@@ -402,7 +408,7 @@ def _plan_input(
                 started=started,
             )
         )
-    return controller.plan_input(
+    return plan_input(
         s.site,
         now=now,
         soc_pct=energy_wh / s.battery.capacity_wh * 100.0,
