@@ -5,6 +5,8 @@ A scenario holds the site and the *actual* per-slot PV and per-zone demand. The 
 Each slot: forecast, plan, `dispatch()` with the plan's state for the slot, then the physics:
 zones that are on draw their actual demand, surplus charges the battery, and if the battery
 cannot carry the load (energy or power) zones trip lowest priority first, largest first.
+The planner's and dispatch's inputs come from `controller.py` and the persistence forecast from
+`forecast.py`, as in Home Assistant: the loop runs the controller the integration runs.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from .dispatch import DispatchInput, dispatch
-from .model import Band, PriorityClass, SiteReading, Thresholds, Zone, ZoneState
+from .controller import (
+    Forecast,
+    Site,
+    dispatch_input,
+    dispatch_power_limit_w,
+    plan_input,
+    reserve_bands,
+)
+from .dispatch import dispatch
+from .forecast import HISTORY_DAYS, Observed, persistence_forecast, pv_low_share, same_slot_before
+from .model import Band, PriorityClass, Schedule, Thresholds, Zone, ZoneState
 from .plan_model import (
     CLASS_ORDER,
     MAX_HORIZON_SLOTS,
@@ -53,6 +64,30 @@ class Scenario:
     thresholds: Thresholds = field(default_factory=Thresholds)
     switch_cost: float = 0.5
     end_reserve: EndReserve = field(default_factory=EndReserve)
+    # Where the site is: the sun rule (scheduled zones) and the clear-sky PV fallback.
+    latitude_deg: float = 0.0
+    longitude_deg: float = 0.0
+    elevation_m: float = 0.0
+
+    @property
+    def site(self) -> Site:
+        """The site as the controller sees it (the integration builds the same from its entry)."""
+        bat = self.battery
+        return Site(
+            zones=self.zones,
+            capacity_wh=bat.capacity_wh,
+            inverter_limit_w=self.inverter_limit_w,
+            thresholds=self.thresholds,
+            latitude_deg=self.latitude_deg,
+            longitude_deg=self.longitude_deg,
+            elevation_m=self.elevation_m,
+            max_charge_w=bat.max_charge_w,
+            max_discharge_w=bat.max_discharge_w,
+            charge_eff=bat.charge_eff,
+            discharge_eff=bat.discharge_eff,
+            switch_cost=self.switch_cost,
+            end_reserve=self.end_reserve,
+        )
 
     @property
     def slots_per_day(self) -> int:
@@ -89,8 +124,17 @@ def _floats(values: Any, name: str) -> tuple[float, ...]:
 def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
     """Build a Scenario from its JSON form (see optimizer/README.md); ValueError when invalid."""
     try:
+        thresholds = Thresholds(**data.get("thresholds", {}))
         bat = dict(data["battery"])
-        reserve = ReserveBands(**bat.pop("reserve", {}))
+        reserve = reserve_bands(thresholds)
+        # The reserve bands follow from the thresholds, as in Home Assistant; a scenario may
+        # still state them, if it states the same.
+        if "reserve" in bat and ReserveBands(**bat.pop("reserve")) != reserve:
+            raise ValueError(
+                "battery reserve must match the thresholds (critical: deep_discharge_cutoff_pct "
+                "or 0, semi_critical: emergency_pct, non_critical and deferrable: "
+                f"conservation_pct), here {reserve}"
+            )
         battery = Battery(reserve=reserve, **bat)
         zones = tuple(
             Zone(
@@ -99,6 +143,7 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
                 priority=PriorityClass(z["priority"]),
                 rated_w=float(z["rated_w"]),
                 household=z.get("household"),
+                schedule=Schedule(z.get("schedule", Schedule.ALWAYS)),
                 min_on_s=z.get("min_on_s"),
                 min_off_s=z.get("min_off_s"),
             )
@@ -128,9 +173,12 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
             jobs=jobs,
             horizon_slots=int(data.get("horizon_slots", 288)),
             history_days=int(data.get("history_days", 0)),
-            thresholds=Thresholds(**data.get("thresholds", {})),
+            thresholds=thresholds,
             switch_cost=float(data.get("switch_cost", 0.5)),
             end_reserve=EndReserve(**data.get("end_reserve", {})),
+            latitude_deg=float(data.get("latitude_deg", 0.0)),
+            longitude_deg=float(data.get("longitude_deg", 0.0)),
+            elevation_m=float(data.get("elevation_m", 0.0)),
         )
     except KeyError as err:
         raise ValueError(f"scenario is missing {err.args[0]!r}") from err
@@ -143,7 +191,6 @@ def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     """The JSON form of a scenario (what scenario_from_dict reads back)."""
     bat = s.battery
-    res = bat.reserve
     return {
         "start": s.start.isoformat(),
         "slot_minutes": s.slot_minutes,
@@ -156,12 +203,6 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "max_discharge_w": bat.max_discharge_w,
             "charge_eff": bat.charge_eff,
             "discharge_eff": bat.discharge_eff,
-            "reserve": {
-                "critical_pct": res.critical_pct,
-                "semi_critical_pct": res.semi_critical_pct,
-                "non_critical_pct": res.non_critical_pct,
-                "deferrable_pct": res.deferrable_pct,
-            },
         },
         "inverter_limit_w": s.inverter_limit_w,
         "zones": [
@@ -171,6 +212,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 "priority": z.priority.value,
                 "rated_w": z.rated_w,
                 "household": z.household,
+                "schedule": z.schedule.value,
                 "min_on_s": z.min_on_s,
                 "min_off_s": z.min_off_s,
             }
@@ -196,6 +238,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "hysteresis_pct": s.thresholds.hysteresis_pct,
             "min_on_s": s.thresholds.min_on_s,
             "min_off_s": s.thresholds.min_off_s,
+            "deep_discharge_cutoff_pct": s.thresholds.deep_discharge_cutoff_pct,
         },
         "switch_cost": s.switch_cost,
         "end_reserve": {
@@ -204,6 +247,9 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "demand_factor": s.end_reserve.demand_factor,
             "fixed_wh": s.end_reserve.fixed_wh,
         },
+        "latitude_deg": s.latitude_deg,
+        "longitude_deg": s.longitude_deg,
+        "elevation_m": s.elevation_m,
     }
 
 
@@ -223,6 +269,11 @@ def _check(s: Scenario) -> None:
             raise ValueError(f"job names unknown zone {job.zone_id!r}")
     if not 1 <= s.horizon_slots <= MAX_HORIZON_SLOTS:
         raise ValueError(f"horizon_slots must be in 1..{MAX_HORIZON_SLOTS}")
+    if s.battery.reserve != reserve_bands(s.thresholds):
+        raise ValueError(
+            f"battery reserve {s.battery.reserve} must be the thresholds' "
+            f"{reserve_bands(s.thresholds)} (the controller derives it from them)"
+        )
 
 
 def _actual_demand(s: Scenario) -> dict[str, np.ndarray]:
@@ -236,19 +287,16 @@ def _actual_demand(s: Scenario) -> dict[str, np.ndarray]:
 
 
 def forecast(series: np.ndarray, t: int, horizon: int, kind: str, per_day: int) -> np.ndarray:
-    """The forecast of `series` for slots t..t+horizon-1 made at slot t."""
-    n = len(series)
-    idx = np.arange(t, t + horizon)
+    """The forecast of `series` for slots t..t+horizon-1 made at slot t (persistence: NaN where
+    no earlier day has the slot)."""
     if kind == "perfect":
+        n = len(series)
+        idx = np.arange(t, t + horizon)
         # Past the data's end the last day repeats.
         over = idx >= n
         idx[over] = n - per_day + (idx[over] - n) % per_day
         return series[np.clip(idx, 0, n - 1)]
-    # Persistence: the latest observed value at the same time of day (slot t is now: unknown).
-    lag = ((idx - t) // per_day + 1) * per_day
-    src = idx - lag
-    src = np.where(src < 0, src % per_day, src)  # no history that far back: the first day
-    return series[src]
+    return same_slot_before(series, t, horizon, per_day)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -279,22 +327,74 @@ def _active_job(
     return min(live, key=lambda r: r.job.deadline) if live else None
 
 
+@dataclass(kw_only=True, slots=True)
+class _Measured:
+    """What the site's history holds as the loop runs: PV, and each zone's draw while on (the
+    history days count as seen on; in the loop a zone shed in a slot is not seen drawing)."""
+
+    pv_w: np.ndarray
+    zone_on_w: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, s: Scenario, demand: dict[str, np.ndarray]) -> _Measured:
+        """The history days measured; nothing of the simulated days yet."""
+        zone_on_w = {}
+        for zone_id, row in demand.items():
+            seen = np.full(len(row), np.nan)
+            seen[: s.first_slot] = row[: s.first_slot]
+            zone_on_w[zone_id] = seen
+        return cls(pv_w=np.asarray(s.pv_w, dtype=float), zone_on_w=zone_on_w)
+
+    def observed(self, s: Scenario, t: int) -> Observed:
+        """What Home Assistant would hold at slot t: the slots of the last HISTORY_DAYS."""
+        lo = max(0, t - HISTORY_DAYS * s.slots_per_day)
+        return Observed(
+            start=s.start + lo * timedelta(minutes=s.slot_minutes),
+            slot_minutes=s.slot_minutes,
+            pv_w=self.pv_w[lo:t],
+            zone_on_w={z: row[lo:t] for z, row in self.zone_on_w.items()},
+        )
+
+
+def _forecast(
+    s: Scenario, *, t: int, now: datetime, kind: str, demand: dict[str, np.ndarray], seen: _Measured
+) -> Forecast:
+    """What the planner is told of the slots ahead: the actual future (perfect), or the
+    persistence forecast Home Assistant makes from what it measured, with its pessimistic side."""
+    if kind == "perfect":
+        per_day, horizon = s.slots_per_day, s.horizon_slots
+        return Forecast(
+            pv_w=tuple(forecast(np.asarray(s.pv_w), t, horizon, kind, per_day).tolist()),
+            demand_w={
+                z: tuple(forecast(row, t, horizon, kind, per_day).tolist())
+                for z, row in demand.items()
+            },
+        )
+    observed = seen.observed(s, t)
+    site = s.site
+    pv, dem = persistence_forecast(
+        observed,
+        first=now,
+        horizon_slots=s.horizon_slots,
+        zones=s.zones,
+        latitude_deg=site.latitude_deg,
+        longitude_deg=site.longitude_deg,
+        pv_peak_prior_w=site.plan_limit_w,
+    )
+    share = pv_low_share(observed, first=now, pv_share=s.end_reserve.pv_share)
+    return Forecast(pv_w=pv, demand_w=dem, pv_low_share=share)
+
+
 def _plan_input(
     s: Scenario,
     *,
-    t: int,
     now: datetime,
     energy_wh: float,
     relay_on: dict[str, bool],
     runs: list[_JobRun],
-    kind: str,
-    demand: dict[str, np.ndarray],
+    forecast_now: Forecast,
 ) -> PlanInput:
-    """What the planner is told at slot t."""
-    per_day = s.slots_per_day
-    horizon = s.horizon_slots
-    pv = forecast(np.asarray(s.pv_w), t, horizon, kind, per_day)
-    dem = {z: tuple(forecast(row, t, horizon, kind, per_day).tolist()) for z, row in demand.items()}
+    """What the planner is told at slot t (built as Home Assistant builds it)."""
     jobs = []
     for run in runs:
         if run.remaining_wh <= 1e-9 or run.job.deadline <= now:
@@ -308,65 +408,16 @@ def _plan_input(
                 started=started,
             )
         )
-    battery = replace(
-        s.battery, soc_pct=min(100.0, max(0.0, energy_wh / s.battery.capacity_wh * 100.0))
-    )
-    return PlanInput(
+    return plan_input(
+        s.site,
         now=now,
-        battery=battery,
-        inverter_limit_w=s.inverter_limit_w,
-        zones=s.zones,
-        pv_w=tuple(pv.tolist()),
-        demand_w=dem,
+        soc_pct=energy_wh / s.battery.capacity_wh * 100.0,
+        forecast=forecast_now,
         jobs=tuple(jobs),
-        relay_on=dict(relay_on),
+        relay_on=relay_on,
         slot_minutes=s.slot_minutes,
-        horizon_slots=horizon,
-        switch_cost=s.switch_cost,
-        emergency_pct=s.thresholds.emergency_pct,
-        end_reserve=s.end_reserve,
-        **_spread(s, t=t, kind=kind, pv=pv, demand=dem),
+        horizon_slots=s.horizon_slots,
     )
-
-
-# The job tier's low PV forecast (persistence): the forecast times how much of the forecast PV
-# actually came over the last SPREAD_WINDOW_H hours (at most 1), times SPREAD_MARGIN; before
-# there is SPREAD_MIN_SEEN_WH of forecast PV to judge by, times EndReserve.pv_share.
-SPREAD_WINDOW_H = 3.0
-SPREAD_MARGIN = 0.9
-SPREAD_MIN_SEEN_WH = 50.0
-
-
-def pv_low_share(s: Scenario, t: int) -> float:
-    """The share of the persistence PV forecast the jobs are planned against at slot t."""
-    per_day = s.slots_per_day
-    actual = np.asarray(s.pv_w, dtype=float)
-    lo = max(t - round(SPREAD_WINDOW_H * 60 / s.slot_minutes), per_day)
-    seen = actual[lo:t]
-    said = actual[lo - per_day : t - per_day] if t > lo else seen  # what persistence said
-    if said.sum() * s.slot_minutes / 60.0 < SPREAD_MIN_SEEN_WH:
-        return s.end_reserve.pv_share
-    return min(1.0, float(seen.sum() / said.sum())) * SPREAD_MARGIN
-
-
-def _spread(
-    s: Scenario, *, t: int, kind: str, pv: np.ndarray, demand: dict[str, tuple[float, ...]]
-) -> dict[str, Any]:
-    """The forecast's pessimistic side for the lower tiers (`PlanInput.pv_low_w`,
-    `demand_high_w`): none for a perfect forecast; for persistence PV x `pv_low_share` and
-    demand x `EndReserve.demand_factor`, both from the next slot on (the slot now is close to
-    what is measured)."""
-    if kind == "perfect":
-        return {}
-    low = pv * pv_low_share(s, t)
-    low[:1] = pv[:1]
-    factor = s.end_reserve.demand_factor
-    return {
-        "pv_low_w": tuple(low.tolist()),
-        "demand_high_w": {
-            z: (row[0], *(w * factor for w in row[1:])) for z, row in demand.items() if row
-        },
-    }
 
 
 def _trip(
@@ -403,10 +454,12 @@ def simulate(
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}")
     s = scenario
+    site = s.site
     slot = timedelta(minutes=s.slot_minutes)
     slot_h = s.slot_minutes / 60.0
     phys = Physics.of(s.battery, inverter_limit_w=s.inverter_limit_w, slot_h=slot_h)
     demand = _actual_demand(s)
+    seen = _Measured.of(s, demand)
     pv_all = np.asarray(s.pv_w, dtype=float)
     runs = [_JobRun(job=j) for j in s.jobs]
     energy = s.battery.energy_wh
@@ -437,13 +490,13 @@ def simulate(
             if current_plan is None or (t - s.first_slot) % replan_every == 0:
                 inp = _plan_input(
                     s,
-                    t=t,
                     now=now,
                     energy_wh=energy,
                     relay_on=relay_on,
                     runs=runs,
-                    kind=forecast_kind,
-                    demand=demand,
+                    forecast_now=_forecast(
+                        s, t=t, now=now, kind=forecast_kind, demand=demand, seen=seen
+                    ),
                 )
                 started = time.perf_counter()
                 current_plan = plan(inp)
@@ -456,21 +509,15 @@ def simulate(
                 )
                 for z in relay_on
             }
-            reading = SiteReading(
-                soc_pct=soc,
-                solar_w=pv,
-                load_w=sum(load_w[z] for z, v in relay_on.items() if v),
-                power_limit_w=min(s.inverter_limit_w, s.battery.max_discharge_w + pv),
-                sun_up=pv > 0,
-            )
             decision = dispatch(
-                DispatchInput(
+                dispatch_input(
+                    site,
                     now=now,
-                    reading=reading,
-                    previous_band=band,
-                    thresholds=s.thresholds,
-                    zones=s.zones,
+                    soc_pct=soc,
+                    solar_w=pv,
+                    load_w=sum(load_w[z] for z, v in relay_on.items() if v),
                     states=states,
+                    previous_band=band,
                     planned_on=planned,
                     planned_w=planned_w,
                 )
@@ -485,7 +532,7 @@ def simulate(
                 wants_on=wants,
                 power_w=load_w,
                 soc_pct=soc,
-                capacity_w=min(s.inverter_limit_w, s.battery.max_discharge_w + pv),
+                capacity_w=dispatch_power_limit_w(site, pv),
                 state=th_state,
                 conservation_pct=s.thresholds.conservation_pct,
                 emergency_pct=s.thresholds.emergency_pct,
@@ -505,6 +552,8 @@ def simulate(
             ):
                 critical_short_at_high_soc += 1
         relay_on = on
+        for zid, row in seen.zone_on_w.items():
+            row[t] = load_w[zid] if on[zid] else np.nan
         total = sum(load_w[z] for z, v in on.items() if v)
         for zone in s.zones:
             zid = zone.zone_id

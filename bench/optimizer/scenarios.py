@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from bench.datasets import aligned_days, household_load_resampled
+from bench.datasets import aligned_days, household_load_resampled, pv_station_info
 from optimizer.model import PriorityClass, Zone
 from optimizer.plan_model import Battery, DeferrableJob, PlanInput
 from optimizer.simulate import Scenario
@@ -141,6 +141,9 @@ def build_case(
         jobs=tuple(jobs),
         horizon_slots=min(horizon_slots, 288),
         history_days=1,
+        # The PV day is the station's, laid on mean solar time: solar noon at 12:00 UTC.
+        latitude_deg=float(pv_station_info()["latitude"]),
+        longitude_deg=0.0,
     )
     first = per_day
     plan_input = PlanInput(

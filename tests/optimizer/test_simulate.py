@@ -201,13 +201,13 @@ def test_persistence_after_a_sunny_day_keeps_the_job_off_the_homes_energy(monkey
     Planned against the forecast alone the pump ran on it and the homes (non-critical) were
     shed in the evening; against the forecast's pessimistic side (the PV share seen so far) the
     homes keep their energy, critical is served all the same."""
-    import optimizer.simulate as sim
+    import optimizer.controller as controller
 
     data = _scenario(soc=30, pv_peak=1500, slots_per_day=48)
     data["pv_w"] = data["pv_w"][:48] + [round(w / 2, 1) for w in data["pv_w"][48:]]
     scenario = scenario_from_dict(data)
     held = simulate(scenario, forecast_kind="persistence")
-    monkeypatch.setattr(sim, "_spread", lambda *a, **k: {})
+    monkeypatch.setattr(controller, "pessimistic_side", lambda *a, **k: {})
     trusting = simulate(scenario, forecast_kind="persistence")
     classes = held["classes"]
     assert held["critical_served_pct"] == trusting["critical_served_pct"] == 100.0

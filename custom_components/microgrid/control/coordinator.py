@@ -16,7 +16,6 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
-from homeassistant.helpers.sun import is_up
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -33,12 +32,14 @@ from ..learning.manager import EVENT_ANOMALY, MLManager
 from ..learning.recorder import temperature_c
 from ..link.errors import FirebaseAuthError, FirebaseError
 from ..link.rtdb import FirebaseLink
-from ..optimizer.dispatch import DispatchInput, dispatch
+from ..optimizer.controller import dispatch_input
+from ..optimizer.dispatch import dispatch
 from ..optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
-from ..optimizer.model import Band, Decision, Override, SiteReading, ZoneState
+from ..optimizer.model import Band, Decision, Override, ZoneState
 from ..optimizer.policy import BAND_ORDER, band_for
 from ..people.audit import AuditLog
-from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES, PlanManager
+from ..planning.inputs import controller_site
+from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES, PlanManager, PlanSource
 from ..site import SiteConfig
 from ..snapshot import MLView, SiteSnapshot, ZoneSnapshot
 from ..storage import BoundedSave
@@ -121,7 +122,18 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
         )
         self._saver = BoundedSave(self._store, self._state_to_save, STATE_SAVE_DELAY_S)
-        self.planner = PlanManager(hass, self)
+        self.planner = PlanManager(
+            hass,
+            PlanSource(
+                site=site,
+                snapshot=lambda: self.data,
+                # late-bound: self.ml is created below
+                learned_demand=lambda *args: self.ml.planner_demand(*args),  # noqa: PLW0108
+                energy_today_wh=self.energy_today_wh,
+                plan_updated=self.async_plan_updated,
+                on_unload=entry.async_on_unload,
+            ),
+        )
         self.ml = MLManager(
             hass,
             entry_id=entry.entry_id,
@@ -537,13 +549,6 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._track_outliers(now, battery, live)
         solar_w, load_w = self._site_power(live)
         soc = battery.soc_pct if battery else math.nan
-        reading = SiteReading(
-            soc_pct=soc,
-            solar_w=solar_w or 0.0,
-            load_w=load_w or 0.0,
-            power_limit_w=self.site.power_limit_w,
-            sun_up=is_up(self.hass, now),
-        )
         states = {
             zone.zone_id: ZoneState(
                 zone_id=zone.zone_id,
@@ -556,13 +561,14 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             for zone in self.site.zones
         }
         decision = dispatch(
-            DispatchInput(
+            dispatch_input(
+                controller_site(self.site, self.hass.config),
                 now=now,
-                reading=reading,
-                previous_band=self.band,
-                thresholds=self.site.thresholds,
-                zones=self.site.zones,
+                soc_pct=soc,
+                solar_w=solar_w or 0.0,
+                load_w=load_w or 0.0,
                 states=states,
+                previous_band=self.band,
                 planned_on=self.planner.planned_on(now),
                 planned_w=self.planner.planned_w(now),
             )

@@ -1,42 +1,40 @@
 """The day plan inside Home Assistant: re-plan on a schedule and on big changes, in the executor.
 
-The planner itself is pure (`optimizer.planner.plan`); this module gathers its inputs from the
-coordinator, runs it off the event loop, keeps the last good plan and says when it is stale.
+The planner and its input are pure (`optimizer.controller.plan_input`, `optimizer.planner.plan`,
+the same the simulator runs); this module gathers the inputs through a narrow `PlanSource`, runs
+the planner off the event loop, keeps the last good plan and says when it is stale.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from ..const import LOGGER
-from ..optimizer.model import PriorityClass, Schedule, Zone
-from ..optimizer.plan_model import Battery, DeferrableJob, Plan, PlanInput, ReserveBands
+from ..optimizer.controller import Forecast, plan_input
+from ..optimizer.forecast import persistence_forecast, pv_low_share
+from ..optimizer.model import Zone
+from ..optimizer.plan_model import Plan, PlanInput
 from ..optimizer.planner import plan
+from ..site import SiteConfig
+from ..snapshot import SiteSnapshot
+from .history import SLOT_MINUTES, SlotHistory
+from .inputs import controller_site, daily_jobs
 
-if TYPE_CHECKING:
-    from ..control.coordinator import MicrogridCoordinator
-
-SLOT_MINUTES = 5
 HORIZON_SLOTS = 288  # 24 h
 PLAN_INTERVAL = timedelta(minutes=5)
 # A plan older than this is not trusted: dispatch falls back on policy + greedy alone.
 PLAN_STALE_AFTER = timedelta(minutes=15)
 REPLAN_COOLDOWN_S = 30.0
 SIGNIFICANT_SOC_CHANGE_PCT = 5.0
-# A deferrable zone with no job given runs this long a day (a pump, a washer) by default.
-DEFAULT_DEFERRABLE_HOURS = 4.0
-DEFERRABLE_DEADLINE_HOUR = 20  # local time by which the day's deferrable energy should be in
-HISTORY_SLOTS = 2 * 288  # two days of 5-minute averages for persistence forecasts
 
 STATUS_PENDING = "pending"
 STATUS_OK = "ok"
@@ -46,124 +44,19 @@ STATUS_PINNED = "pinned"
 PLAN_STATUSES = (STATUS_PENDING, STATUS_OK, STATUS_STALE, STATUS_FAILED, STATUS_PINNED)
 
 
-@dataclass(kw_only=True)
-class _SlotAverage:
-    """A running average of one 5-minute slot."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PlanSource:
+    """What the plan manager reads from the site and tells it (the coordinator provides it)."""
 
-    slot_start: datetime
-    solar_sum: float = 0.0
-    zone_sum: dict[str, float] = field(default_factory=dict)  # power while the relay was on
-    zone_count: dict[str, int] = field(default_factory=dict)
-    count: int = 0
-
-
-def clear_sky_shape(times: list[datetime], latitude: float, longitude: float) -> list[float]:
-    """Sine of the sun's elevation (0 at night) per time: the shape of a clear-sky PV day."""
-    out = []
-    lat = math.radians(latitude)
-    for t in times:
-        utc = dt_util.as_utc(t)
-        day = utc.timetuple().tm_yday
-        declination = math.radians(23.44) * math.sin(2 * math.pi * (284 + day) / 365)
-        solar_hours = utc.hour + utc.minute / 60 + longitude / 15.0
-        hour_angle = math.radians(15.0 * (solar_hours - 12.0))
-        sine = math.sin(lat) * math.sin(declination) + math.cos(lat) * math.cos(
-            declination
-        ) * math.cos(hour_angle)
-        out.append(max(0.0, sine))
-    return out
-
-
-def scheduled_demand(
-    demand: dict[str, tuple[float, ...]],
-    zones: tuple[Zone, ...],
-    times: list[datetime],
-    *,
-    latitude: float,
-    longitude: float,
-) -> dict[str, tuple[float, ...]]:
-    """Zero a zone's demand outside its schedule (street lights draw nothing by day)."""
-    sun_up = [shape > 0.0 for shape in clear_sky_shape(times, latitude, longitude)]
-    out = dict(demand)
-    for zone in zones:
-        if zone.schedule is Schedule.ALWAYS or zone.zone_id not in out:
-            continue
-        wanted = sun_up if zone.schedule is Schedule.DAY else [not up for up in sun_up]
-        out[zone.zone_id] = tuple(w if on else 0.0 for w, on in zip(out[zone.zone_id], wanted))
-    return out
-
-
-class SlotHistory:
-    """5-minute averages of solar and zone power: the persistence forecast until ML takes over."""
-
-    def __init__(self) -> None:
-        """Keep two days."""
-        self._slots: deque[_SlotAverage] = deque(maxlen=HISTORY_SLOTS)
-
-    @staticmethod
-    def slot_of(now: datetime) -> datetime:
-        """The start of the slot holding `now`."""
-        return now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % SLOT_MINUTES)
-
-    def add(self, now: datetime, solar_w: float | None, zone_w: dict[str, float]) -> None:
-        """Add one sample to the current slot (`zone_w`: zones whose relay is on)."""
-        start = self.slot_of(now)
-        if not self._slots or self._slots[-1].slot_start != start:
-            self._slots.append(_SlotAverage(slot_start=start))
-        slot = self._slots[-1]
-        slot.count += 1
-        slot.solar_sum += solar_w if solar_w is not None and math.isfinite(solar_w) else 0.0
-        for zone_id, watts in zone_w.items():
-            slot.zone_sum[zone_id] = slot.zone_sum.get(zone_id, 0.0) + watts
-            slot.zone_count[zone_id] = slot.zone_count.get(zone_id, 0) + 1
-
-    def mean_on_w(self, zone_id: str, *, default: float) -> float:
-        """The zone's average draw while its relay was on, over the history kept."""
-        total = sum(s.zone_sum.get(zone_id, 0.0) for s in self._slots)
-        samples = sum(s.zone_count.get(zone_id, 0) for s in self._slots)
-        return total / samples if samples else default
-
-    def pv_peak_w(self, latitude: float, longitude: float) -> float | None:
-        """The array's clear-sky peak as seen so far (None until the sun was well up)."""
-        seen = [s for s in self._slots if s.count]
-        shapes = clear_sky_shape([s.slot_start for s in seen], latitude, longitude)
-        ratios = [s.solar_sum / s.count / shape for s, shape in zip(seen, shapes) if shape >= 0.3]
-        return max(ratios) if ratios else None
-
-    def forecast(
-        self,
-        now: datetime,
-        slots: int,
-        *,
-        zones: tuple[Zone, ...],
-        latitude: float,
-        longitude: float,
-        pv_peak_prior_w: float,
-    ) -> tuple[tuple[float, ...], dict[str, tuple[float, ...]]]:
-        """Seasonal persistence (same slot yesterday), else a clear-sky day; demand >= 0."""
-        by_start = {s.slot_start: s for s in self._slots if s.count}
-        start = self.slot_of(now)
-        times = [start + timedelta(minutes=SLOT_MINUTES * k) for k in range(slots)]
-        # Until the array has been seen in good sun, assume one about the size of the inverter.
-        peak = self.pv_peak_w(latitude, longitude) or pv_peak_prior_w
-        shape = clear_sky_shape(times, latitude, longitude)
-        pv: list[float] = []
-        demand: dict[str, list[float]] = {z.zone_id: [] for z in zones}
-        # Where yesterday's slot is unknown (a fresh install): what the zone has drawn while on
-        # so far, its rating only before it was ever seen on.
-        level = {z.zone_id: self.mean_on_w(z.zone_id, default=z.rated_w) for z in zones}
-        for k in range(slots):
-            yesterday = by_start.get(times[k] - timedelta(days=1))
-            pv.append(yesterday.solar_sum / yesterday.count if yesterday else peak * shape[k])
-            for zone in zones:
-                # What the zone drew while on in this slot yesterday, else its level so far.
-                on_samples = yesterday.zone_count.get(zone.zone_id, 0) if yesterday else 0
-                demand[zone.zone_id].append(
-                    yesterday.zone_sum[zone.zone_id] / on_samples
-                    if on_samples
-                    else level[zone.zone_id]
-                )
-        return tuple(pv), {z: tuple(v) for z, v in demand.items()}
+    site: SiteConfig  # fixed for the entry's lifetime (a change reloads the entry)
+    snapshot: Callable[[], SiteSnapshot | None]  # the latest: SoC and relays
+    # The trained model's per-zone draw while on for `slots` slots from now (None: none fresh).
+    learned_demand: Callable[
+        [datetime, int, tuple[Zone, ...]], Mapping[str, tuple[float, ...]] | None
+    ]
+    energy_today_wh: Callable[[str, datetime], float]  # a zone's energy since local midnight
+    plan_updated: Callable[[], None]  # a new plan is in: decide again with it
+    on_unload: Callable[[CALLBACK_TYPE], None]  # the entry's async_on_unload
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,10 +74,10 @@ class WhatIf:
 class PlanManager:
     """Owns the current plan of one site."""
 
-    def __init__(self, hass: HomeAssistant, coordinator: MicrogridCoordinator) -> None:
+    def __init__(self, hass: HomeAssistant, source: PlanSource) -> None:
         """Nothing planned yet."""
         self.hass = hass
-        self.coordinator = coordinator
+        self._source = source
         self.history = SlotHistory()
         self.plan: Plan | None = None
         self.planned_at: datetime | None = None
@@ -205,11 +98,10 @@ class PlanManager:
     @callback
     def async_start(self) -> None:
         """Plan periodically; both the timer and the debouncer stop with the entry."""
-        entry = self.coordinator.config_entry
-        entry.async_on_unload(
+        self._source.on_unload(
             async_track_time_interval(self.hass, self._async_periodic, PLAN_INTERVAL)
         )
-        entry.async_on_unload(self._debouncer.async_shutdown)
+        self._source.on_unload(self._debouncer.async_shutdown)
 
     async def _async_periodic(self, _now: datetime) -> None:
         """The 5-minute re-plan."""
@@ -262,56 +154,42 @@ class PlanManager:
     def build_input(self, now: datetime, what_if: WhatIf | None = None) -> PlanInput | None:
         """The planner's input from the site as it is now (None until the SoC is known)."""
         what_if = what_if or WhatIf()
-        coordinator = self.coordinator
-        site = coordinator.site
-        data = coordinator.data
+        source = self._source
+        data = source.snapshot()
         soc = what_if.soc_pct if what_if.soc_pct is not None else (data.soc_pct if data else None)
         if soc is None:
             return None
         zones = tuple(
             replace(z, rated_w=what_if.rated_w.get(z.zone_id, z.rated_w))
-            for z in site.zones
+            for z in source.site.zones
             if z.zone_id not in what_if.zones_off
         )
+        site = controller_site(source.site, self.hass.config, zones)
         slots = what_if.horizon_slots
-        thresholds = site.thresholds
-        limit = site.limit_w(zones)
-        pv, demand = self.history.forecast(
-            now,
-            slots,
+        observed = self.history.observed(now)
+        first = SlotHistory.slot_of(now)
+        pv, demand = persistence_forecast(
+            observed,
+            first=first,
+            horizon_slots=slots,
             zones=zones,
-            latitude=self.hass.config.latitude,
-            longitude=self.hass.config.longitude,
-            pv_peak_prior_w=limit,
+            latitude_deg=site.latitude_deg,
+            longitude_deg=site.longitude_deg,
+            pv_peak_prior_w=site.plan_limit_w,
         )
         # A trained demand model, when there is one, replaces persistence zone by zone.
-        demand = {**demand, **(coordinator.ml.planner_demand(now, slots, zones) or {})}
-        demand = scheduled_demand(
-            demand,
-            zones,
-            [SlotHistory.slot_of(now) + timedelta(minutes=SLOT_MINUTES * k) for k in range(slots)],
-            latitude=self.hass.config.latitude,
-            longitude=self.hass.config.longitude,
-        )
-        return PlanInput(
+        demand = {**demand, **(source.learned_demand(now, slots, zones) or {})}
+        share = pv_low_share(observed, first=first, pv_share=site.end_reserve.pv_share)
+        return plan_input(
+            site,
             now=now,
-            battery=Battery(
-                capacity_wh=site.capacity_wh,
-                soc_pct=min(max(soc, 0.0), 100.0),
-                max_charge_w=limit,
-                max_discharge_w=limit,
-                reserve=ReserveBands(
-                    critical_pct=thresholds.deep_discharge_cutoff_pct or 0.0,
-                    semi_critical_pct=thresholds.emergency_pct,
-                    non_critical_pct=thresholds.conservation_pct,
-                    deferrable_pct=thresholds.conservation_pct,
-                ),
+            soc_pct=soc,
+            forecast=Forecast(
+                pv_w=tuple(max(0.0, p * what_if.pv_scale) for p in pv),
+                demand_w={z: tuple(w * what_if.demand_scale for w in v) for z, v in demand.items()},
+                pv_low_share=share,
             ),
-            inverter_limit_w=limit,
-            zones=zones,
-            pv_w=tuple(max(0.0, p * what_if.pv_scale) for p in pv),
-            demand_w={z: tuple(w * what_if.demand_scale for w in v) for z, v in demand.items()},
-            jobs=self._default_jobs(now, zones, slots),
+            jobs=daily_jobs(now, zones, slots, source.energy_today_wh),
             relay_on={
                 z.zone_id: bool(s.relay_on)
                 for z in zones
@@ -319,38 +197,7 @@ class PlanManager:
             },
             slot_minutes=SLOT_MINUTES,
             horizon_slots=slots,
-            emergency_pct=thresholds.emergency_pct,
         )
-
-    def _default_jobs(
-        self, now: datetime, zones: tuple[Zone, ...], slots: int
-    ) -> tuple[DeferrableJob, ...]:
-        """Each deferrable zone's remaining energy for today, due by the evening."""
-        local = dt_util.as_local(now)
-        deadline = local.replace(hour=DEFERRABLE_DEADLINE_HOUR, minute=0, second=0, microsecond=0)
-        if deadline <= local:
-            deadline += timedelta(days=1)
-        horizon_end = now + timedelta(minutes=SLOT_MINUTES * slots)
-        deadline_utc = min(dt_util.as_utc(deadline), horizon_end)
-        jobs = []
-        for zone in zones:
-            if zone.priority is not PriorityClass.DEFERRABLE or zone.rated_w <= 0:
-                continue
-            done = self.coordinator.energy_today_wh(zone.zone_id, now)
-            remaining = zone.rated_w * DEFAULT_DEFERRABLE_HOURS - done
-            if remaining <= 1.0 or deadline_utc <= now:
-                continue
-            jobs.append(
-                DeferrableJob(
-                    zone_id=zone.zone_id,
-                    energy_wh=remaining,
-                    earliest=now,
-                    deadline=deadline_utc,
-                    splittable=True,
-                    job_id=f"{zone.zone_id} daily",
-                )
-            )
-        return tuple(jobs)
 
     async def async_replan(self, trigger: str) -> Plan | None:
         """Plan now in the executor; keep the last good plan when planning fails."""
@@ -378,7 +225,7 @@ class PlanManager:
         self.last_duration_ms = duration_ms
         self.runs += 1
         LOGGER.debug("Planned (%s) in %.1f ms: unmet %s", trigger, duration_ms, result.unmet)
-        self.coordinator.async_plan_updated()
+        self._source.plan_updated()
         return result
 
     async def async_simulate(self, what_if: WhatIf) -> tuple[PlanInput, Plan] | None:
@@ -396,7 +243,7 @@ class PlanManager:
         self.planned_at = dt_util.utcnow()
         self.pinned_until = until
         self.last_error = None
-        self.coordinator.async_plan_updated()
+        self._source.plan_updated()
 
     def summary(self, result: Plan | None = None, *, runs_limit: int = 200) -> dict[str, Any]:
         """A JSON-friendly view of a plan: runs per zone, SoC, energy per class, unmet."""

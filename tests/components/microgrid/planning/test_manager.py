@@ -15,8 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.microgrid.const import DOMAIN
 from sim.rtdb import RTDBServer
-
-from .conftest import wait_for
+from tests.components.microgrid.conftest import wait_for
 
 
 def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str, domain: str) -> str:
@@ -179,95 +178,3 @@ async def test_a_stale_plan_is_not_followed(
     assert planner.planned_on(dt_util.utcnow()) is None
     status = hass.states.get(_entity(hass, entry, "plan_status", "sensor"))
     assert status is not None and status.state == "stale"
-
-
-def test_clear_sky_fallback_and_persistence() -> None:
-    """Without history the PV forecast is a clear-sky day; with yesterday's slot it persists."""
-    from datetime import UTC, datetime
-
-    from custom_components.microgrid.optimizer.model import PriorityClass, Zone
-    from custom_components.microgrid.planning.manager import SlotHistory, clear_sky_shape
-
-    lat, lon = 12.0, 0.0  # tropical, solar noon at 12:00 UTC
-    night, noon = datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    assert clear_sky_shape([night], lat, lon) == [0.0]
-    assert clear_sky_shape([noon], lat, lon)[0] > 0.9
-    zone = Zone(zone_id="Z", name="z", priority=PriorityClass.NON_CRITICAL, rated_w=100)
-    history = SlotHistory()
-    pv, demand = history.forecast(
-        night, 288, zones=(zone,), latitude=lat, longitude=lon, pv_peak_prior_w=1000
-    )
-    assert pv[0] == 0.0 and 900 < pv[144] <= 1000  # slot 144 is noon
-    assert set(demand["Z"]) == {100.0}
-    # Yesterday at noon the array gave 420 W and the zone drew 150 W: that is the forecast now.
-    history.add(noon, 420.0, {"Z": 150.0})
-    pv, demand = history.forecast(
-        noon + timedelta(days=1),
-        2,
-        zones=(zone,),
-        latitude=lat,
-        longitude=lon,
-        pv_peak_prior_w=1000,
-    )
-    assert pv[0] == 420.0 and demand["Z"][0] == 150.0
-    # and the peak learnt from it replaces the prior for slots without history
-    assert 420.0 <= pv[1] < 1000
-    # A slot where the zone was seen only while off takes its average draw while on so far
-    # ((150 + 60) / 2 W), not its rating; one seen on at 60 W forecasts 60 W.
-    later = noon + timedelta(minutes=5)
-    history.add(later, 400.0, {})
-    history.add(later + timedelta(minutes=5), 400.0, {"Z": 60.0})
-    _, demand = history.forecast(
-        later + timedelta(days=1),
-        2,
-        zones=(zone,),
-        latitude=lat,
-        longitude=lon,
-        pv_peak_prior_w=1000,
-    )
-    assert demand["Z"] == (105.0, 60.0)
-    # A fresh install: the zone has drawn 40 W for an hour, so slots with no yesterday forecast
-    # 40 W rather than its 100 W rating (which would make a site look short of energy).
-    fresh = SlotHistory()
-    for minute in range(0, 60, 5):
-        fresh.add(noon + timedelta(minutes=minute), 400.0, {"Z": 40.0})
-    _, demand = fresh.forecast(
-        noon + timedelta(hours=1),
-        3,
-        zones=(zone,),
-        latitude=lat,
-        longitude=lon,
-        pv_peak_prior_w=1000,
-    )
-    assert demand["Z"] == (40.0, 40.0, 40.0)
-
-
-def test_scheduled_zones_plan_no_demand_outside_their_schedule() -> None:
-    """Night-only street lights draw nothing by day in the plan; day-only zones nothing at night."""
-    from datetime import UTC, datetime
-
-    from custom_components.microgrid.optimizer.model import PriorityClass, Schedule, Zone
-    from custom_components.microgrid.planning.manager import scheduled_demand
-
-    lat, lon = 12.0, 0.0
-    times = [datetime(2025, 3, 1, 0, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)]
-    zones = (
-        Zone(
-            zone_id="L",
-            name="lights",
-            priority=PriorityClass.SEMI_CRITICAL,
-            rated_w=200,
-            schedule=Schedule.NIGHT,
-        ),
-        Zone(
-            zone_id="P",
-            name="pump",
-            priority=PriorityClass.DEFERRABLE,
-            rated_w=300,
-            schedule=Schedule.DAY,
-        ),
-        Zone(zone_id="C", name="clinic", priority=PriorityClass.CRITICAL, rated_w=150),
-    )
-    demand = {"L": (200.0, 200.0), "P": (300.0, 300.0), "C": (150.0, 150.0)}
-    out = scheduled_demand(demand, zones, times, latitude=lat, longitude=lon)
-    assert out == {"L": (200.0, 0.0), "P": (0.0, 300.0), "C": (150.0, 150.0)}

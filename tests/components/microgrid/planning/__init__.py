@@ -1,0 +1,1 @@
+"""Tests of the day plan inside Home Assistant (planning/)."""
