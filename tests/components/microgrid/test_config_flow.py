@@ -44,6 +44,7 @@ from custom_components.microgrid.const import (
     CONF_EMERGENCY_PCT,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
+    CONF_ESSENTIAL_SERVICE,
     CONF_FCM_TOKENS,
     CONF_FCM_TOPIC,
     CONF_HOUSEHOLD,
@@ -95,6 +96,7 @@ ZONES = {
         CONF_PRIORITY: "critical",
         CONF_RATED_W: 150,
         CONF_SCHEDULE: "always",
+        CONF_ESSENTIAL_SERVICE: True,
     },
     "Zone2": {
         CONF_NAME: "Street lights",
@@ -350,7 +352,9 @@ async def test_user_flow_creates_site_with_discovered_zones(
         CONF_RATED_W: 200.0,
         CONF_SCHEDULE: "night",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: False,
     }
+    assert zones["Zone1"].data[CONF_ESSENTIAL_SERVICE] is True  # the clinic
     assert zones["Zone3"].data[CONF_HOUSEHOLD] == "Okafor"
     assert zones["Zone4"].data[CONF_SCHEDULE] == "day"
     assert len(mock_setup_entry.mock_calls) == 1
@@ -377,6 +381,7 @@ async def test_zone_step_defaults(
         CONF_RATED_W: 300.0,
         CONF_SCHEDULE: "always",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: False,  # not a clinic or hospital unless ticked
     }
 
 
@@ -581,6 +586,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
         CONF_RATED_W: 250.0,
         CONF_SCHEDULE: "day",
         CONF_HOUSEHOLD: "Okafor",
+        CONF_ESSENTIAL_SERVICE: False,
     }
 
     result = await flows.async_init(
@@ -599,6 +605,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
     assert_translated(result, ZONE_STRINGS)
     # The form starts from the zone as it is.
     assert suggested(result, CONF_PRIORITY) == "critical"
+    assert suggested(result, CONF_ESSENTIAL_SERVICE) is False
     result = await flows.async_configure(
         result["flow_id"],
         {
@@ -606,6 +613,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
             CONF_PRIORITY: "critical",
             CONF_RATED_W: 180,
             CONF_SCHEDULE: "always",
+            CONF_ESSENTIAL_SERVICE: True,
         },
     )
     assert result["type"] is FlowResultType.ABORT
@@ -621,7 +629,9 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
         CONF_RATED_W: 180.0,
         CONF_SCHEDULE: "always",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: True,
     }
+    assert site_config(entry).zone("Zone1").essential_service is True  # type: ignore[union-attr]
 
 
 # ----- household subentries
