@@ -63,9 +63,11 @@ def rebuilt_entry(
     )
 
 
-def record_notify(hass: HomeAssistant) -> dict[str, list[dict[str, Any]]]:
+def record_notify(
+    hass: HomeAssistant, names: tuple[str, ...] = ("test_target", "escalation")
+) -> dict[str, list[dict[str, Any]]]:
     """Real notify actions (test_target, escalation) that record what they were called with."""
-    calls: dict[str, list[dict[str, Any]]] = {"test_target": [], "escalation": []}
+    calls: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for name, recorded in calls.items():
 
         async def handler(call: ServiceCall, recorded: list[dict[str, Any]] = recorded) -> None:
