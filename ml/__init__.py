@@ -10,4 +10,5 @@ the functions that train or predict with it (`DemandForecaster.fit/predict`,
 - sustain.sustain_time / fit_sustain_correction: hours to the emergency band and to empty
 - anomaly.AnomalyDetector: typed anomalies with scores
 - store.train_all / dumps / loads: one training run and its versioned byte format
+- series, buffer, pipeline: the integration's history by role, its live buffer, its runs
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 import io
 import json
+import os
 import pickle
 from typing import Any
 
@@ -241,3 +242,32 @@ def loads(data: bytes) -> TrainedModels:
         )
     except (KeyError, TypeError) as err:
         raise ModelFormatError(f"model payload misses or mistypes {err}") from err
+
+
+def write_models(path: str, models: TrainedModels) -> int:
+    """Serialise and write atomically (blocking); returns the size in bytes."""
+    data = dumps(models)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return len(data)
+
+
+def read_models(path: str) -> TrainedModels | None:
+    """The stored models, None if there are none (blocking; ModelFormatError if bad)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    return loads(data)
+
+
+def remove_models(path: str) -> None:
+    """Delete stored models if there are any (blocking)."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

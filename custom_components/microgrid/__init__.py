@@ -20,14 +20,15 @@ from .const import (
 )
 from .control.coordinator import MicrogridCoordinator
 from .control.webhook import async_register_webhook
-from .learning.manager import model_path, remove_models
+from .learning.manager import model_path
 from .link.auth import auth_for
 from .link.errors import FirebaseAuthError
 from .link.rtdb import FirebaseLink
+from .ml.store import remove_models
 from .people.audit import AuditLog
 from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
-from .services.actions import async_setup_services
-from .services.alerts import async_setup_alert_services, async_setup_alerts
+from .services import async_setup_services
+from .services.alerts import async_setup_alerts
 from .site import site_config
 
 PLATFORMS: list[Platform] = [
@@ -43,7 +44,6 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions once."""
     async_setup_services(hass)
-    async_setup_alert_services(hass)
     return True
 
 

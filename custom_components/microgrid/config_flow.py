@@ -7,7 +7,7 @@ from functools import partial
 from itertools import pairwise
 import re
 import secrets
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from homeassistant.config_entries import (
@@ -183,6 +183,13 @@ RECONFIGURE_SCHEMA = vol.Schema(
         vol.Required(CONF_POWER_LIMIT_W): _POWER_LIMIT,
     }
 )
+# URLs are placeholders, not translated text (HA's translation rules keep URLs out of strings).
+URL_EXAMPLES: Final = {
+    "firebase_example": "https://my-site-default-rtdb.firebaseio.com",
+    "emulator_example": "http://127.0.0.1:9000/?ns=demo",
+    "url_formats": "https://DATABASE.firebaseio.com, https://DATABASE.REGION.firebasedatabase.app, "
+    "http://127.0.0.1:PORT/?ns=DATABASE",
+}
 REAUTH_SCHEMA = vol.Schema({vol.Optional(CONF_SERVICE_ACCOUNT): _KEY_JSON})
 OPTIONS_SCHEMA = vol.Schema(
     {
@@ -420,6 +427,7 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
             errors=errors,
+            description_placeholders=URL_EXAMPLES,
         )
 
     async def async_step_zone(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -516,6 +524,7 @@ class MicrogridConfigFlow(ConfigFlow, domain=DOMAIN):
                 RECONFIGURE_SCHEMA, user_input or suggested
             ),
             errors=errors,
+            description_placeholders=URL_EXAMPLES,
         )
 
 

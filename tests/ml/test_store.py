@@ -8,7 +8,18 @@ import pickle
 import numpy as np
 import pytest
 
-from ml.store import FORMAT_VERSION, MAGIC, ModelFormatError, dumps, loads, read_header, train_all
+from ml.store import (
+    FORMAT_VERSION,
+    MAGIC,
+    ModelFormatError,
+    dumps,
+    loads,
+    read_header,
+    read_models,
+    remove_models,
+    train_all,
+    write_models,
+)
 
 from .synth import site_history
 
@@ -94,3 +105,17 @@ def test_train_all_without_capacity_does_not_guess_a_rate(trained) -> None:
     models = train_all(short, now=now)
     assert models.report.method == "seasonal_persistence"
     assert models.sustain.soc_rate_factor == 1.0
+
+
+def test_models_are_written_read_back_and_removed(trained, tmp_path) -> None:
+    """The file holds the byte format; no file reads as no models; removing twice is fine."""
+    _, _, models = trained
+    path = str(tmp_path / ".storage" / "site.models")
+    assert read_models(path) is None
+    size = write_models(path, models)
+    assert size == len(dumps(models))
+    back = read_models(path)
+    assert back is not None and back.report == models.report
+    remove_models(path)
+    remove_models(path)
+    assert read_models(path) is None

@@ -29,7 +29,8 @@ from ..const import (
     TICK_INTERVAL,
 )
 from ..device import BoardReading
-from ..learning.manager import EVENT_ANOMALY, MLManager, temperature_c
+from ..learning.manager import EVENT_ANOMALY, MLManager
+from ..learning.recorder import temperature_c
 from ..link.errors import FirebaseAuthError, FirebaseError
 from ..link.rtdb import FirebaseLink
 from ..optimizer.dispatch import DispatchInput, dispatch
@@ -37,7 +38,7 @@ from ..optimizer.fusion import BoardBattery, FusedBattery, FusionLimits, fuse
 from ..optimizer.model import Band, Decision, Override, SiteReading, ZoneState
 from ..optimizer.policy import BAND_ORDER, band_for
 from ..people.audit import AuditLog
-from ..planning.manager import PlanManager
+from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES, PlanManager
 from ..site import SiteConfig
 from ..snapshot import MLView, SiteSnapshot, ZoneSnapshot
 from ..storage import BoundedSave
@@ -119,7 +120,25 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
         self._saver = BoundedSave(self._store, self._state_to_save, STATE_SAVE_DELAY_S)
         self.planner = PlanManager(hass, self)
-        self.ml = MLManager(hass, self)
+        self.ml = MLManager(
+            hass,
+            entry_id=entry.entry_id,
+            site=site,
+            slot_minutes=SLOT_MINUTES,
+            horizon_slots=HORIZON_SLOTS,
+            # The planner's own PV forecast (ml/ forecasts demand only).
+            pv_forecast=lambda now, slots: self.planner.history.forecast(
+                now,
+                slots,
+                zones=(),
+                latitude=hass.config.latitude,
+                longitude=hass.config.longitude,
+                pv_peak_prior_w=site.limit_w(),
+            )[0],
+            rejections=lambda: self.recent_rejections,
+            create_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+            on_update=self._async_ml_updated,
+        )
         self.commands = CommandWriter(
             hass,
             entry_id=entry.entry_id,
@@ -210,7 +229,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         )
         entry.async_on_unload(self._cancel_decide)
         self.planner.async_start()
-        self.ml.async_start()
+        entry.async_on_unload(self.ml.async_start())
         entry.async_create_background_task(
             self.hass, self.planner.async_replan("start"), f"{DOMAIN} first plan"
         )
@@ -716,6 +735,14 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             ml=self._ml_view(now, soc),
             **self._plan_view(),
         )
+
+    @callback
+    def _async_ml_updated(self) -> None:
+        """New learning results: publish them with the last snapshot."""
+        if self.data is not None:
+            self.async_set_updated_data(
+                replace(self.data, ml=self._ml_view(dt_util.utcnow(), self.data.soc_pct))
+            )
 
     def _ml_view(self, now: datetime, soc: float | None) -> MLView:
         """What the learning entities show, with flagged outlier boards as zone anomalies."""

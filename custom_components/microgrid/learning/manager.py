@@ -1,56 +1,53 @@
 """Learning inside Home Assistant: train from the recorder, forecast, sustain time, anomalies.
 
-The models are pure (`ml/`); this module gathers their history (the recorder's states of the
-integration's own entities and of the optional outdoor-temperature entity, plus 5-minute means
-kept in memory), runs every scikit-learn call in
-an executor, stores the trained models under `.storage`, and hands results to the entities, the
-planner and the bus. Importing it never imports scikit-learn.
+The models are pure (`ml/`); this module gathers their history (the recorder's, through
+`learning.recorder`, plus slot means kept in memory), runs every scikit-learn call in an
+executor, stores the trained models under `.storage`, and offers its results: a view for the
+entities, zone demand for the planner, events on the bus. It never writes the coordinator's
+data: `on_update` tells the coordinator to publish again. Importing it never imports
+scikit-learn.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 import math
-import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, Platform, UnitOfTemperature
-from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
-from homeassistant.util.unit_conversion import TemperatureConverter
 import numpy as np
 
 from ..const import DOMAIN, LOGGER
-from ..ml import store
-from ..ml.anomaly import IMPOSSIBLE_VALUE, Anomaly, AnomalyDetector, ZoneStats
+from ..ml.anomaly import IMPOSSIBLE_VALUE, Anomaly, AnomalyDetector
+from ..ml.buffer import SampleBuffer
 from ..ml.demand import METHOD_REGRESSION, DemandForecaster, FitReport, Forecast
-from ..ml.history import History, empty_history, slot_grid
-from ..ml.sustain import SustainEstimate, fit_sustain_correction, sustain_time, with_prior_spread
+from ..ml.history import History, empty_history
+from ..ml.pipeline import new_forecaster, physics_stats, predict_and_score, train
+from ..ml.store import (
+    ModelFormatError,
+    TrainedModels,
+    read_models,
+    write_models,
+)
+from ..ml.sustain import SustainEstimate, sustain_time, with_prior_spread
 from ..optimizer.model import Zone
-from ..planning.manager import HORIZON_SLOTS, SLOT_MINUTES
+from ..site import SiteConfig
 from ..snapshot import MLView
-
-if TYPE_CHECKING:
-    from ..control.coordinator import MicrogridCoordinator
+from .recorder import async_recorded_history, recorder_ready
 
 EVENT_ANOMALY = "microgrid_anomaly"
-SAMPLE_MINUTES = SLOT_MINUTES  # the planner's slots: the buffer, the recorder history, forecasts
-SAMPLE_S = SAMPLE_MINUTES * 60.0
 # Forecast features look up to three weeks back (the same slot over the last 7 days and on the
 # same weekday 2 and 3 weeks ago); the buffer keeps that much even when the recorder keeps less.
 RECENT_DAYS = 22
-ANOMALY_DAYS = 8  # anomaly scoring compares the last days with the days just before them
 TRAIN_DAYS = 28  # recorder lookback for training (the recorder keeps 10 days by default)
 MIN_TRAIN_SLOTS = 288  # a day of 5-minute slots before training is worth its CPU
-MODEL_SLOT_MINUTES = 30  # the forecaster's own grid (what bench/ml.py measures)
-MODEL_HORIZON_HOURS = 24.0
-FORECAST_SLOTS = 49 * 60 // SAMPLE_MINUTES  # covers a 48 h what-if started up to an hour late
+FORECAST_HOURS = 49  # covers a 48 h what-if started up to an hour late
 FORECAST_FRESH = timedelta(minutes=15)  # older forecasts do not feed the planner or sustain
 RETRAIN_INTERVAL = timedelta(days=7)
 REFRESH_INTERVAL = timedelta(minutes=5)
@@ -61,261 +58,11 @@ DEGRADED_SKILL = -0.1
 # Rejected board records whose values are impossible count as impossible-value anomalies.
 IMPOSSIBLE_REASONS = frozenset({"out_of_range", "not_finite"})
 FORECAST_HOURLY = 24  # hourly means in the forecast sensor's (unrecorded) attribute
-# A weather entity's attributes (homeassistant.components.weather's ATTR_WEATHER_TEMPERATURE and
-# ATTR_WEATHER_TEMPERATURE_UNIT; not imported, so loading this module does not load weather).
-ATTR_WEATHER_TEMPERATURE = "temperature"
-ATTR_WEATHER_TEMPERATURE_UNIT = "temperature_unit"
-
-SITE_ROLES = {
-    "load": "load_power",
-    "pv": "solar_power",
-    "soc": "battery_soc",
-    "voltage": "battery_voltage",
-}
-
-
-# ---- pure helpers -------------------------------------------------------------------------
-
-
-def step_means(
-    times_s: np.ndarray, values: np.ndarray, *, grid_s: np.ndarray, slot_s: float, end_s: float
-) -> np.ndarray:
-    """Time-weighted mean over each slot of a step series (a value holds until the next one).
-
-    NaN values (unavailable, unknown) hold no weight; a slot with no valid time is NaN.
-    """
-    if times_s.size == 0 or grid_s.size == 0:
-        return np.full(grid_s.shape, np.nan)
-    t = np.append(times_s, max(end_s, float(times_s[-1])))
-    ok = np.isfinite(values)
-    dt = np.diff(t)
-    value_int = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0) * dt)])
-    valid_int = np.concatenate([[0.0], np.cumsum(np.where(ok, dt, 0.0))])
-    edges = np.append(grid_s, grid_s[-1] + slot_s)
-    d_value = np.diff(np.interp(edges, t, value_int))
-    d_valid = np.diff(np.interp(edges, t, valid_int))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d_valid > 1e-6, d_value / np.maximum(d_valid, 1e-9), np.nan)
-
-
-def state_value(state: str | None, *, relay: bool = False) -> float:
-    """A recorded state as a number: on/off for relays, a float for sensors, NaN otherwise."""
-    if relay:
-        return {"on": 1.0, "off": 0.0}.get(state or "", math.nan)
-    try:
-        value = float(state)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return value if math.isfinite(value) else math.nan
-
-
-def temperature_c(state: State | None) -> float | None:
-    """Outdoor temperature in °C from a weather entity (its `temperature` attribute, in its
-    `temperature_unit`) or a temperature sensor (its state, in its unit); None when unknown."""
-    if state is None:
-        return None
-    # Not `state.domain`: the recorder's lazy states do not set it.
-    if state.entity_id.startswith("weather."):
-        value = state.attributes.get(ATTR_WEATHER_TEMPERATURE)
-        unit = state.attributes.get(ATTR_WEATHER_TEMPERATURE_UNIT)
-    else:
-        value = state.state
-        unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
-    number = state_value(value if isinstance(value, str) else str(value))
-    if math.isnan(number) or unit not in TemperatureConverter.VALID_UNITS:
-        return None
-    return TemperatureConverter.convert(number, unit, UnitOfTemperature.CELSIUS)
-
-
-def history_of_roles(
-    grid: np.ndarray, zones: tuple[str, ...], column: Callable[[str], np.ndarray]
-) -> History:
-    """A History on `grid` whose series are `column(role)` for each role ("load", "pv", "soc",
-    "voltage", "temperature", "power:<zone>", "relay:<zone>")."""
-    return History(
-        timestamps=grid,
-        site_load_w=column("load"),
-        pv_w=column("pv"),
-        soc_pct=column("soc"),
-        voltage_v=column("voltage"),
-        temperature_c=column("temperature"),
-        zone_power_w={z: column(f"power:{z}") for z in zones},
-        zone_relay_on={z: column(f"relay:{z}") for z in zones},
-    )
-
-
-def roles_of(history: History) -> dict[str, np.ndarray]:
-    """The History's series by role (the inverse of `history_of_roles`)."""
-    temperature = {} if history.temperature_c is None else {"temperature": history.temperature_c}
-    return {
-        "load": history.site_load_w,
-        "pv": history.pv_w,
-        "soc": history.soc_pct,
-        "voltage": history.voltage_v,
-        **temperature,
-        **{f"power:{z}": v for z, v in history.zone_power_w.items()},
-        **{f"relay:{z}": v for z, v in history.zone_relay_on.items()},
-    }
-
-
-def history_from_series(
-    series: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    *,
-    zones: tuple[str, ...],
-    start_s: float,
-    end_s: float,
-) -> History:
-    """A 5-minute History from step series keyed by role ("load", "pv", "soc", "voltage",
-    "power:<zone>", "relay:<zone>"); trimmed to the slots with any measurement."""
-    grid = slot_grid(start_s, end_s, SAMPLE_S)
-    if end_s <= start_s or grid.size == 0:
-        return empty_history(zones)
-
-    def means(role: str) -> np.ndarray:
-        t, v = series.get(role, (np.empty(0), np.empty(0)))
-        return step_means(t, v, grid_s=grid, slot_s=SAMPLE_S, end_s=end_s)
-
-    h = history_of_roles(grid, zones, means)
-    any_value = np.isfinite(h.site_load_w) | np.isfinite(h.soc_pct)
-    for z in zones:
-        any_value |= np.isfinite(h.zone_power_w[z])
-    idx = np.nonzero(any_value)[0]
-    if idx.size == 0:
-        return empty_history(zones)
-    keep = np.zeros(h.size, dtype=bool)
-    keep[idx[0] : idx[-1] + 1] = True
-    return h.select(keep)
-
-
-def demand_view(history: History) -> History:
-    """Zone power as drawn while on (what the planner's demand means): NaN while the relay is
-    off, scaled up by the on-share of a partly-on slot. The site load stays as measured."""
-    power = {}
-    for zone, p in history.zone_power_w.items():
-        relay = history.zone_relay_on.get(zone)
-        if relay is None:
-            power[zone] = p
-            continue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scaled = np.where(relay >= 0.5, p / np.maximum(relay, 0.5), np.nan)
-        power[zone] = np.where(np.isfinite(relay), scaled, p)
-    return replace(history, zone_power_w=power)
-
-
-def physics_stats(detector: AnomalyDetector, zones: tuple[str, ...]) -> AnomalyDetector:
-    """Give zones the detector has not learned the plain physical limits, so a relay reported
-    off while power flows is caught from the first day (no spike, drift or pattern checks)."""
-    for zone in zones:
-        if zone not in detector.zone_stats:
-            detector.zone_stats[zone] = ZoneStats(
-                off_threshold_w=detector.config.relay_off_floor_w,
-                spike_threshold_w=math.inf,
-                base_w=math.nan,
-                base_spread_w=0.0,
-                scale_w=1.0,
-                sample_interval_s=SAMPLE_S,
-            )
-    return detector
-
-
-def train(
-    history: History, *, now_s: float, capacity_wh: float, utc_offset_s: float
-) -> store.TrainedModels:
-    """Train every model (blocking, imports scikit-learn: executor only).
-
-    Like `ml.store.train_all`, except that the forecaster learns zone demand while on (see
-    `demand_view`); anomalies and the sustain correction learn from what was measured.
-    """
-    past = history.before(now_s)
-    demand = DemandForecaster(
-        slot_minutes=MODEL_SLOT_MINUTES,
-        horizon_hours=MODEL_HORIZON_HOURS,
-        utc_offset_s=utc_offset_s,
-    )
-    demand.fit(demand_view(past), now=now_s)
-    return store.TrainedModels(
-        demand=demand,
-        anomaly=AnomalyDetector().fit(past),
-        sustain=fit_sustain_correction(
-            past,
-            capacity_wh=capacity_wh,
-            slot_minutes=MODEL_SLOT_MINUTES,
-            utc_offset_s=utc_offset_s,
-        ),
-        trained_at=float(now_s),
-    )
-
-
-def write_models(path: str, models: store.TrainedModels) -> int:
-    """Serialise and write atomically (blocking: executor); returns the size in bytes."""
-    data = store.dumps(models)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-    return len(data)
 
 
 def model_path(hass: HomeAssistant, entry_id: str) -> str:
     """Where a site's trained models are stored."""
     return hass.config.path(".storage", f"{DOMAIN}.{entry_id}.models")
-
-
-def remove_models(path: str) -> None:
-    """Delete stored models if there are any (blocking: executor)."""
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-def read_models(path: str) -> store.TrainedModels | None:
-    """The stored models, None if there are none (blocking: executor; ModelFormatError if bad)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None
-    return store.loads(data)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RefreshResult:
-    """What one 5-minute run computed in the executor."""
-
-    forecast: Forecast | None
-    anomalies: list[Anomaly]
-    error: str | None = None
-    measured_on: frozenset[str] = frozenset()  # zones seen drawing while on
-
-
-def predict_and_score(
-    forecaster: DemandForecaster,
-    detector: AnomalyDetector,
-    recent: History,
-    *,
-    now_s: float,
-) -> RefreshResult:
-    """Forecast demand on the 5-minute grid and score recent history (blocking: executor)."""
-    error = None
-    forecast = None
-    drawn = demand_view(recent)
-    measured_on = frozenset(z for z, v in drawn.zone_power_w.items() if np.isfinite(v).any())
-    try:
-        forecast = forecaster.predict(
-            drawn,
-            now=now_s,
-            horizon_slots=FORECAST_SLOTS,
-            slot_minutes=SAMPLE_MINUTES,
-        )
-    except ValueError as err:
-        error = str(err)
-    scored = recent.select(recent.timestamps > now_s - ANOMALY_DAYS * 86_400.0)
-    anomalies = detector.score(scored, now=now_s)
-    return RefreshResult(
-        forecast=forecast, anomalies=anomalies, error=error, measured_on=measured_on
-    )
 
 
 def report_attrs(report: FitReport | None) -> dict[str, Any]:
@@ -347,186 +94,44 @@ def _finite(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
 
-# ---- the in-memory buffer -----------------------------------------------------------------
-
-
-class SampleBuffer:
-    """5-minute means of what the coordinator sees, for the last RECENT_DAYS days."""
-
-    def __init__(self) -> None:
-        """Empty."""
-        # slot start (epoch s) -> column -> [sum, count]
-        self._slots: dict[float, dict[str, list[float]]] = {}
-
-    def __len__(self) -> int:
-        """Number of slots held."""
-        return len(self._slots)
-
-    def add(self, now_s: float, values: Mapping[str, float | None]) -> None:
-        """Add one sample (columns as in `history_from_series` roles) to its slot."""
-        # Samples come every 5 s tick and on every reading, so a plain mean is close enough to
-        # a time-weighted one.
-        start = math.floor(now_s / SAMPLE_S) * SAMPLE_S
-        slot = self._slots.get(start)
-        if slot is None:
-            slot = self._slots[start] = {}
-            self._prune(start)
-        for key, value in values.items():
-            if value is None or not math.isfinite(value):
-                continue
-            acc = slot.setdefault(key, [0.0, 0.0])
-            acc[0] += value
-            acc[1] += 1.0
-
-    def _prune(self, now_slot: float) -> None:
-        """Forget slots older than RECENT_DAYS."""
-        oldest = now_slot - RECENT_DAYS * 86_400.0
-        for start in [s for s in self._slots if s < oldest]:
-            del self._slots[start]
-
-    def seed(self, history: History, *, before_s: float) -> int:
-        """Fill slots before `before_s` that hold nothing yet from a recorded history."""
-        added = 0
-        roles = roles_of(history)
-        for i, start in enumerate(history.timestamps.tolist()):
-            if start >= before_s or start in self._slots:
-                continue
-            slot = {k: [float(v[i]), 1.0] for k, v in roles.items() if math.isfinite(v[i])}
-            if slot:
-                self._slots[start] = slot
-                added += 1
-        self._slots = dict(sorted(self._slots.items()))
-        if self._slots:
-            self._prune(max(self._slots))
-        return added
-
-    def history(self, zones: tuple[str, ...]) -> History:
-        """The buffer as a History on the 5-minute grid (missing slots NaN)."""
-        if not self._slots:
-            return empty_history(zones)
-        starts = sorted(self._slots)
-        grid = slot_grid(starts[0], starts[-1], SAMPLE_S)
-        index = {s: i for i, s in enumerate(grid.tolist())}
-        columns: dict[str, np.ndarray] = {}
-        # One pass over the slots (this runs on the event loop every refresh).
-        for start, slot in self._slots.items():
-            i = index.get(start)
-            if i is None:
-                continue
-            for key, (total, count) in slot.items():
-                if count > 0:
-                    if key not in columns:
-                        columns[key] = np.full(grid.shape, np.nan)
-                    columns[key][i] = total / count
-        return history_of_roles(
-            grid, zones, lambda role: columns.get(role, np.full(grid.shape, np.nan))
-        )
-
-
-# ---- the recorder -------------------------------------------------------------------------
-
-
-def _recorded_series(
-    hass: HomeAssistant, roles: dict[str, str], start: datetime, end: datetime
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Step series per role from the recorder, a day at a time (blocking: recorder executor)."""
-    by_entity = {entity_id: role for role, entity_id in roles.items()}
-    times: dict[str, list[float]] = {role: [] for role in roles}
-    values: dict[str, list[float]] = {role: [] for role in roles}
-    for floor_s, found in _daily_states(
-        hass,
-        list(by_entity),
-        start,
-        end,
-        minimal_response=True,
-        no_attributes=True,
-        compressed_state_format=True,
-    ):
-        for entity_id, rows in found.items():
-            role = by_entity.get(entity_id)
-            if role is None:
-                continue
-            relay = role.startswith("relay:")
-            for row in rows:
-                if isinstance(row, State):
-                    state, at = row.state, row.last_changed_timestamp
-                else:
-                    state, at = row.get("s"), row.get("lc", row.get("lu"))
-                if at is None:
-                    continue
-                # The state holding at the chunk's start counts from that start only.
-                times[role].append(max(float(at), floor_s))
-                values[role].append(state_value(state, relay=relay))
-    out = {}
-    for role in roles:
-        out[role] = _sorted_series(times[role], values[role])
-    return out
-
-
-def _sorted_series(times: list[float], values: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(times, values) as arrays in time order."""
-    t = np.asarray(times, dtype=float)
-    order = np.argsort(t, kind="stable")
-    return t[order], np.asarray(values, dtype=float)[order]
-
-
-def _recorded_temperature(
-    hass: HomeAssistant, entity_id: str, start: datetime, end: datetime
-) -> tuple[np.ndarray, np.ndarray]:
-    """The outdoor temperature (°C) step series from the recorder (blocking: recorder executor).
-
-    A weather entity keeps its temperature in an attribute, so this reads full states, by
-    last update (an attribute change leaves `last_changed` alone).
-    """
-    times: list[float] = []
-    values: list[float] = []
-    for floor_s, found in _daily_states(hass, [entity_id], start, end):
-        for row in found.get(entity_id, []):
-            if not isinstance(row, State):
-                continue
-            value = temperature_c(row)
-            times.append(max(row.last_updated_timestamp, floor_s))
-            values.append(math.nan if value is None else value)
-    return _sorted_series(times, values)
-
-
-def _daily_states(
-    hass: HomeAssistant, entity_ids: list[str], start: datetime, end: datetime, **options: Any
-) -> Iterator[tuple[float, dict[str, list[Any]]]]:
-    """(chunk start in epoch s, states by entity) from the recorder a day at a time, each with
-    the state holding at the chunk's start (blocking: recorder executor)."""
-    from homeassistant.components.recorder import history as rec_history
-
-    chunk_start = start
-    while chunk_start < end:
-        chunk_end = min(chunk_start + timedelta(days=1), end)
-        found = rec_history.get_significant_states(
-            hass,
-            chunk_start,
-            chunk_end,
-            entity_ids,
-            include_start_time_state=True,
-            significant_changes_only=False,
-            **options,
-        )
-        yield chunk_start.timestamp(), found
-        chunk_start = chunk_end
-
-
-# ---- the manager --------------------------------------------------------------------------
-
-
 class MLManager:
     """Owns one site's models, forecast, sustain estimate and anomalies."""
 
-    def __init__(self, hass: HomeAssistant, coordinator: MicrogridCoordinator) -> None:
-        """Nothing trained yet: seasonal persistence and the physical checks only."""
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        *,
+        entry_id: str,
+        site: SiteConfig,
+        slot_minutes: int,
+        horizon_slots: int,
+        pv_forecast: Callable[[datetime, int], Sequence[float]],
+        rejections: Callable[[], Iterable[Mapping[str, Any]]],
+        create_task: Callable[[Coroutine[Any, Any, None], str], object],
+        on_update: Callable[[], None],
+    ) -> None:
+        """Nothing trained yet: seasonal persistence and the physical checks only.
+
+        `slot_minutes` and `horizon_slots` are the planner's grid and horizon (the buffer,
+        the recorded history and the forecasts use its slots); `pv_forecast(now, slots)` is
+        the planner's PV forecast from the slot holding `now` (ml/ forecasts demand only);
+        `rejections()` the board records refused lately; `create_task(coro, name)` starts a
+        task that ends with the entry; `on_update()` asks for the results to be published.
+        """
         self.hass = hass
-        self.coordinator = coordinator
-        entry_id = coordinator.config_entry.entry_id
+        self.entry_id = entry_id
+        self.site = site
+        self.slot_minutes = slot_minutes
+        self.slot_s = slot_minutes * 60.0
+        self.horizon_slots = horizon_slots
+        self.forecast_slots = FORECAST_HOURS * 60 // slot_minutes
+        self._pv_forecast = pv_forecast
+        self._rejections = rejections
+        self._create_task = create_task
+        self._on_update = on_update
         self.model_path = model_path(hass, entry_id)
-        self.buffer = SampleBuffer()
-        self.models: store.TrainedModels | None = None
+        self.buffer = SampleBuffer(slot_s=self.slot_s, keep_s=RECENT_DAYS * 86_400.0)
+        self.models: TrainedModels | None = None
         self.forecast: Forecast | None = None
         self.forecast_pv_w: np.ndarray | None = None
         self.forecast_at: datetime | None = None
@@ -534,7 +139,7 @@ class MLManager:
         self.last_error: str | None = None
         self.training = False
         self.trainings = 0
-        self.started: asyncio.Task[None] | None = None  # the background start, once begun
+        self.started_up = False  # the start (seed, load, maybe train, first forecast) is over
         self.measured_on: frozenset[str] = frozenset()  # zones seen drawing while on
         self._sustain_cache: tuple[tuple[Any, ...], SustainEstimate | None] | None = None
         self._view_cache: tuple[tuple[Any, ...], MLView] | None = None
@@ -544,21 +149,24 @@ class MLManager:
     @property
     def zones(self) -> tuple[str, ...]:
         """The configured zone ids."""
-        return tuple(z.zone_id for z in self.coordinator.site.zones)
+        return tuple(z.zone_id for z in self.site.zones)
 
     @callback
-    def async_start(self) -> None:
-        """Timers (stopped with the entry) and the background start: seed, load, maybe train."""
-        entry = self.coordinator.config_entry
-        entry.async_on_unload(
-            async_track_time_interval(self.hass, self._async_weekly, RETRAIN_INTERVAL)
+    def async_start(self) -> CALLBACK_TYPE:
+        """Timers and the background start (seed, load, maybe train); returns what stops the
+        timers (call it on unload)."""
+        cancel_weekly = async_track_time_interval(self.hass, self._async_weekly, RETRAIN_INTERVAL)
+        cancel_periodic = async_track_time_interval(
+            self.hass, self._async_periodic, REFRESH_INTERVAL
         )
-        entry.async_on_unload(
-            async_track_time_interval(self.hass, self._async_periodic, REFRESH_INTERVAL)
-        )
-        self.started = entry.async_create_background_task(
-            self.hass, self._async_startup(), f"{DOMAIN} ml start"
-        )
+        self._create_task(self._async_startup(), f"{DOMAIN} ml start")
+
+        @callback
+        def stop() -> None:
+            cancel_weekly()
+            cancel_periodic()
+
+        return stop
 
     async def _async_weekly(self, _now: datetime) -> None:
         """The weekly retrain."""
@@ -569,18 +177,26 @@ class MLManager:
         await self.async_refresh()
 
     async def _async_startup(self) -> None:
-        """Seed recent history from the recorder, load stored models, retrain when due."""
+        """Seed recent history from the recorder, load stored models, retrain when due; then
+        `started_up` (diagnostics) is True."""
+        try:
+            await self._async_startup_steps()
+        finally:
+            self.started_up = True
+
+    async def _async_startup_steps(self) -> None:
         now = dt_util.utcnow()
-        if self._recorder_ready():
+        if recorder_ready(self.hass):
             try:
                 recent = await self.async_recorded_history(now - timedelta(days=RECENT_DAYS), now)
-                self.buffer.seed(recent, before_s=math.floor(now.timestamp() / SAMPLE_S) * SAMPLE_S)
+                slot_s = self.slot_s
+                self.buffer.seed(recent, before_s=math.floor(now.timestamp() / slot_s) * slot_s)
             except Exception as err:
                 # The recorder is optional: live samples still fill the buffer.
                 LOGGER.warning("Could not read recent history from the recorder: %s", err)
         try:
             models = await self.hass.async_add_executor_job(read_models, self.model_path)
-        except (store.ModelFormatError, OSError) as err:
+        except (ModelFormatError, OSError) as err:
             LOGGER.warning("Stored models %s are unusable (%s); retraining", self.model_path, err)
             models = None
         if models is not None:
@@ -597,55 +213,18 @@ class MLManager:
         except HomeAssistantError as err:
             LOGGER.info("No retrain (%s): %s", trigger, err)
 
-    def _recorder_ready(self) -> bool:
-        """Whether the recorder is loaded (it is optional)."""
-        return "recorder" in self.hass.config.components
-
     # ---- history ----------------------------------------------------------------------
 
-    def entity_roles(self) -> dict[str, str]:
-        """Role -> entity id of the site's own entities, found by unique id."""
-        registry = er.async_get(self.hass)
-        entry_id = self.coordinator.config_entry.entry_id
-        wanted = {role: (Platform.SENSOR, f"{entry_id}_{key}") for role, key in SITE_ROLES.items()}
-        for zone in self.zones:
-            wanted[f"power:{zone}"] = (Platform.SENSOR, f"{entry_id}_{zone}_power")
-            wanted[f"relay:{zone}"] = (Platform.SWITCH, f"{entry_id}_{zone}_relay")
-        roles = {}
-        for role, (domain, unique_id) in wanted.items():
-            entity_id = registry.async_get_entity_id(domain, DOMAIN, unique_id)
-            if entity_id:
-                roles[role] = entity_id
-        return roles
-
     async def async_recorded_history(self, start: datetime, end: datetime) -> History:
-        """The site's recorded history in [start, end) on the 5-minute grid."""
-        if not self._recorder_ready():
-            return empty_history(self.zones)
-        from homeassistant.components.recorder import get_instance
-
-        roles = self.entity_roles()
-        if not roles:
-            return empty_history(self.zones)
-        instance = get_instance(self.hass)
-        # At start the recorder may still be migrating its database.
-        if not await instance.async_db_ready:
-            return empty_history(self.zones)
-        temperature_entity = self.coordinator.site.temperature_entity_id
-
-        def read() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-            series = _recorded_series(self.hass, roles, start, end)
-            if temperature_entity:
-                series["temperature"] = _recorded_temperature(
-                    self.hass, temperature_entity, start, end
-                )
-            return series
-
-        series = await instance.async_add_executor_job(read)
-        return await self.hass.async_add_executor_job(
-            lambda: history_from_series(
-                series, zones=self.zones, start_s=start.timestamp(), end_s=end.timestamp()
-            )
+        """The site's recorded history in [start, end) on the slot grid."""
+        return await async_recorded_history(
+            self.hass,
+            entry_id=self.entry_id,
+            zones=self.zones,
+            temperature_entity_id=self.site.temperature_entity_id,
+            start=start,
+            end=end,
+            slot_s=self.slot_s,
         )
 
     def recent_history(self) -> History:
@@ -660,7 +239,7 @@ class MLManager:
 
     @callback
     def observe(self, now: datetime, values: Mapping[str, float | None]) -> None:
-        """One sample of the site (roles as in `history_from_series`)."""
+        """One sample of the site (series by role, as in `ml.series`)."""
         self.buffer.add(now.timestamp(), values)
 
     # ---- training ---------------------------------------------------------------------
@@ -696,7 +275,7 @@ class MLManager:
                     lambda: train(
                         history,
                         now_s=now.timestamp(),
-                        capacity_wh=self.coordinator.site.capacity_wh,
+                        capacity_wh=self.site.capacity_wh,
                         utc_offset_s=utc_offset_s,
                     )
                 )
@@ -726,12 +305,12 @@ class MLManager:
         return models.report
 
     @callback
-    def _install(self, models: store.TrainedModels) -> None:
+    def _install(self, models: TrainedModels) -> None:
         """Use these models from now on; raise or clear the degraded-model repair issue."""
-        physics_stats(models.anomaly, self.zones)
+        physics_stats(models.anomaly, self.zones, sample_interval_s=self.slot_s)
         self.models = models
         self._sustain_cache = None
-        issue_id = f"model_degraded_{self.coordinator.config_entry.entry_id}"
+        issue_id = f"model_degraded_{self.entry_id}"
         if self.degraded:
             report = models.report
             LOGGER.warning(
@@ -746,7 +325,7 @@ class MLManager:
                 severity=ir.IssueSeverity.WARNING,
                 translation_key="model_degraded",
                 translation_placeholders={
-                    "site": self.coordinator.site.site_name,
+                    "site": self.site.site_name,
                     "mae": f"{report.mae_backtest or 0:.0f}",
                     "persistence_mae": f"{report.mae_persistence_backtest or 0:.0f}",
                     "skill": f"{report.skill or 0:.2f}",
@@ -777,18 +356,14 @@ class MLManager:
         that beats it."""
         if self.models is not None and not self.prefer_persistence:
             return self.models.demand
-        return DemandForecaster(
-            slot_minutes=MODEL_SLOT_MINUTES,
-            horizon_hours=MODEL_HORIZON_HOURS,
-            utc_offset_s=(dt_util.now().utcoffset() or timedelta()).total_seconds(),
-        )
+        return new_forecaster((dt_util.now().utcoffset() or timedelta()).total_seconds())
 
     def detector(self, seen: tuple[str, ...]) -> AnomalyDetector:
         """The trained detector, else the physical checks for the zones `seen` reporting (a
         board that never reported since start is the board-online sensor's business)."""
         if self.models is not None:
             return self.models.anomaly
-        return physics_stats(AnomalyDetector(), seen)
+        return physics_stats(AnomalyDetector(), seen, sample_interval_s=self.slot_s)
 
     # ---- the 5-minute run -------------------------------------------------------------
 
@@ -801,7 +376,12 @@ class MLManager:
         try:
             result = await self.hass.async_add_executor_job(
                 lambda: predict_and_score(
-                    self.forecaster, self.detector(recent.zones), recent, now_s=now.timestamp()
+                    self.forecaster,
+                    self.detector(recent.zones),
+                    recent,
+                    now_s=now.timestamp(),
+                    horizon_slots=self.forecast_slots,
+                    slot_minutes=self.slot_minutes,
                 )
             )
         except (ValueError, ArithmeticError, IndexError) as err:
@@ -809,35 +389,23 @@ class MLManager:
             LOGGER.warning("Forecast and anomaly run failed: %s", err)
             return
         if result.forecast is not None:
-            site = self.coordinator.site
-            # The planner's own PV forecast (ml/ forecasts demand only).
-            pv, _ = self.coordinator.planner.history.forecast(
-                now,
-                FORECAST_SLOTS,
-                zones=(),
-                latitude=self.hass.config.latitude,
-                longitude=self.hass.config.longitude,
-                pv_peak_prior_w=site.limit_w(),
-            )
             self.forecast = result.forecast
-            self.forecast_pv_w = np.asarray(pv, dtype=float)
+            self.forecast_pv_w = np.asarray(
+                self._pv_forecast(now, self.forecast_slots), dtype=float
+            )
             self.forecast_at = now
             self._sustain_cache = None
             self.measured_on = result.measured_on
         elif result.error:
             LOGGER.debug("No demand forecast: %s", result.error)
         self._publish_anomalies(now, result.anomalies + self._rejected_as_anomalies(now))
-        coordinator = self.coordinator
-        if coordinator.data is not None:
-            coordinator.async_set_updated_data(
-                replace(coordinator.data, ml=self.view(now, coordinator.data.soc_pct))
-            )
+        self._on_update()
 
     def _rejected_as_anomalies(self, now: datetime) -> list[Anomaly]:
         """Impossible values the protocol refused (they never reach the history)."""
         window = self.detector(()).config.window_s
         found: dict[str, Anomaly] = {}
-        for item in self.coordinator.recent_rejections:
+        for item in self._rejections():
             if item["reason"] not in IMPOSSIBLE_REASONS:
                 continue
             at = dt_util.parse_datetime(item["at"])
@@ -871,7 +439,7 @@ class MLManager:
             self.hass.bus.async_fire(
                 EVENT_ANOMALY,
                 {
-                    "entry_id": self.coordinator.config_entry.entry_id,
+                    "entry_id": self.entry_id,
                     "zone": a.zone_id,
                     "type": a.type,
                     "score": round(a.score, 2),
@@ -888,8 +456,8 @@ class MLManager:
             return None
         if now - self.forecast_at > FORECAST_FRESH:
             return None
-        start = math.floor(now.timestamp() / SAMPLE_S) * SAMPLE_S
-        offset = round((start - float(self.forecast.slot_start[0])) / SAMPLE_S)
+        start = math.floor(now.timestamp() / self.slot_s) * self.slot_s
+        offset = round((start - float(self.forecast.slot_start[0])) / self.slot_s)
         return offset if 0 <= offset < self.forecast.slot_start.size else None
 
     def planner_demand(
@@ -922,8 +490,8 @@ class MLManager:
         key = (id(self.forecast), offset, round(soc_pct, 1), int(now.timestamp() // 60))
         if self._sustain_cache and self._sustain_cache[0] == key:
             return self._sustain_cache[1]
-        site = self.coordinator.site
-        end = offset + HORIZON_SLOTS
+        site = self.site
+        end = offset + self.horizon_slots
         pv = self.forecast_pv_w[offset:end]
         net = self.forecast.site_w[offset:end] - pv
         try:
@@ -934,7 +502,7 @@ class MLManager:
                 emergency_pct=site.thresholds.emergency_pct,
                 forecast_net_w=net,
                 forecast_pv_w=pv,
-                slot_minutes=SAMPLE_MINUTES,
+                slot_minutes=self.slot_minutes,
                 # Untrained, the prior spread keeps P10/P90 honest (never a point estimate).
                 correction=with_prior_spread(self.models.sustain if self.models else None),
             )
@@ -972,7 +540,7 @@ class MLManager:
         if forecast is not None and offset is not None:
             ahead = forecast.site_w[offset:]
             next_w = round(float(ahead[1] if ahead.size > 1 else ahead[0]), 1)
-            per_hour = 60 // SAMPLE_MINUTES
+            per_hour = 60 // self.slot_minutes
             hourly = ahead[: FORECAST_HOURLY * per_hour]
             forecast_attrs = {
                 "method": forecast.method,
@@ -980,7 +548,7 @@ class MLManager:
                     float(forecast.slot_start[offset + 1 if ahead.size > 1 else offset])
                 ).isoformat(),
                 "computed_at": self.forecast_at.isoformat() if self.forecast_at else None,
-                "next_24h_wh": round(float(hourly.sum()) * SAMPLE_MINUTES / 60.0, 1),
+                "next_24h_wh": round(float(hourly.sum()) * self.slot_minutes / 60.0, 1),
                 "hourly_w": [
                     round(float(v), 1)
                     for v in hourly[: hourly.size // per_hour * per_hour]
@@ -1050,7 +618,7 @@ class MLManager:
         return {
             "method": forecast.method,
             "computed_at": self.forecast_at.isoformat() if self.forecast_at else None,
-            "slot_minutes": SAMPLE_MINUTES,
+            "slot_minutes": self.slot_minutes,
             "slot_start": [
                 dt_util.utc_from_timestamp(float(s)).isoformat()
                 for s in forecast.slot_start[offset:end]
@@ -1064,6 +632,7 @@ class MLManager:
     def diagnostics(self) -> dict[str, Any]:
         """Internal state for the diagnostics dump."""
         return {
+            "started_up": self.started_up,
             "buffer_slots": len(self.buffer),
             "report": report_attrs(self.models.report if self.models else None),
             "degraded": self.degraded,

@@ -241,6 +241,7 @@ class AuditLog:
             translation_key="audit_chain_broken",
             translation_placeholders={
                 "site": self._site_name,
+                "store": f".storage/{self._store.key}",
                 "index": str(brk.index),
                 "at": brk.at or "-",
                 "reason": brk.reason,

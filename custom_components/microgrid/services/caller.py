@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.core import Context, HomeAssistant, ServiceCall, callback
 from homeassistant.util import dt as dt_util
 
 from ..const import DOMAIN
@@ -109,3 +109,18 @@ async def async_admin(
     if not actor.is_admin:
         raise refusal(entry, actor, "admin_only", request=request, context=context)
     return actor
+
+
+def request_of(call: ServiceCall) -> str:
+    """How an action call is named in the audit trail (`microgrid.<action>`)."""
+    return f"{DOMAIN}.{call.service}"
+
+
+async def async_action_admin(call: ServiceCall, entry: MicrogridConfigEntry) -> Actor:
+    """The admin calling this action; anyone else is rate-limited, then refused (audited)."""
+    return await async_admin(call.hass, entry, call.context, request=request_of(call))
+
+
+async def async_action_caller(call: ServiceCall, entry: MicrogridConfigEntry) -> Actor:
+    """Whoever calls this action; users who are not admins are rate-limited."""
+    return await async_site_caller(call.hass, entry, call.context, request=request_of(call))

@@ -269,7 +269,9 @@ def assert_translated(result: dict[str, Any], section: dict[str, Any]) -> None:
                 assert option in TRANSLATIONS["selector"][tk]["options"], (tk, option)
     for error in (result["errors"] or {}).values():
         assert error in section["error"], error
-    for text in (step.get("title", ""), step.get("description", "")):
+        _assert_placeholders(section["error"][error], result)
+    helps = [step["data_description"][str(key)] for key in result["data_schema"].schema]
+    for text in (step.get("title", ""), step.get("description", ""), *helps):
         _assert_placeholders(text, result)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from homeassistant.auth.models import User
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -11,11 +12,28 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.microgrid.const import DEFAULT_OPTIONS
 from sim.rtdb import RTDBServer
 
-from .conftest import SECRET, board_record, set_site_soc, wait_for
+from .conftest import SECRET, board_record, named, set_site_soc, settle_site, wait_for
+
+
+@pytest.mark.freeze_time("2026-06-01 10:02:30+00:00")
+async def test_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    snapshot: SnapshotAssertion,
+    household_user: User,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The whole dump of the demo site, planned and forecast (the household member's user id,
+    random per test, shown by name)."""
+    await settle_site(init_integration, rtdb)
+    dump = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert dump == snapshot(matcher=named({household_user.id: "<household_user.id>"}))
 
 
 async def test_diagnostics_are_redacted(
@@ -66,6 +84,7 @@ async def test_diagnostics_are_redacted(
 async def test_gateway_credentials_are_redacted(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
+    rtdb: RTDBServer,
     init_integration: MockConfigEntry,
 ) -> None:
     """The SMS gateway's account, token and the duty phone numbers are absent from the dump."""

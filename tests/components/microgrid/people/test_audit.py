@@ -12,11 +12,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.microgrid.const import DOMAIN
 from custom_components.microgrid.people import audit as audit_module
 from custom_components.microgrid.people.audit import GENESIS, AuditLog, entry_hash
+from tests.components.microgrid.conftest import reload, wait_for
 
 ENTRY_ID = "site1"
 KEY = f"{DOMAIN}.{ENTRY_ID}.audit"
@@ -155,3 +156,32 @@ async def test_option_changes_are_audited_without_secrets(hass: HomeAssistant) -
     dumped = json.dumps(log._data_to_save())
     assert "a" * 32 not in dumped and "tok-" not in dumped
     await log.async_flush()
+
+
+async def test_option_changes_are_audited_once_without_secrets(
+    hass: HomeAssistant, hass_storage: dict[str, Any], init_integration: MockConfigEntry
+) -> None:
+    """Changing the options writes one options_changed entry (old -> new; secrets only as set)
+    before the reload; the reload itself writes none."""
+    entry = init_integration
+    token = "f" * 32
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            **entry.options,
+            "conservation_pct": 25.0,
+            "twilio_account_sid": "AC" + "0" * 32,
+            "twilio_auth_token": token,
+        },
+    )
+    await hass.async_block_till_done()
+    await wait_for(lambda: entry.runtime_data.link.connected)
+    [changed] = entry.runtime_data.audit.query(action="options_changed")
+    assert changed["detail"]["changes"] == {
+        "conservation_pct": {"old": 20.0, "new": 25.0},
+        "twilio_account_sid": {"old": None, "new": "**REDACTED**"},
+        "twilio_auth_token": {"old": None, "new": "**REDACTED**"},
+    }
+    await reload(hass, entry)
+    assert len(entry.runtime_data.audit.query(action="options_changed")) == 1
+    assert token not in json.dumps(hass_storage[f"{DOMAIN}.{entry.entry_id}.audit"])
