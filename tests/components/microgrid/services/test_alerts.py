@@ -309,7 +309,7 @@ async def test_responses_show_the_ladder_and_every_attempt(
         }
     ]
     assert shown["failed"] == ["notify.escalation"]
-    await soc(hass, entry, rtdb, 15)  # a warning
+    await advance(hass, freezer, entry, rtdb, 30, lambda: all_boards(15, rtdb=rtdb))  # warning
     response = await call(
         hass, "get_alerts", {"config_entry": entry.entry_id, "alert_type": "battery_low"}
     )
