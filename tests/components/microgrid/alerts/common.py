@@ -35,6 +35,8 @@ ALERT_OPTIONS: dict[str, Any] = {
     CONF_ESCALATION_TARGETS: ["notify.escalation"],
     CONF_ESCALATION_MINUTES: 10,
 }
+# The ladder those options run (get_alerts' `ladder_minutes`): 0 / 10 / 20 / 30.
+DEFAULT_RUNG_MINUTES = {"household": 0, "admins": 10, "duty": 20, "authorities": 30}
 
 
 def rebuilt_entry(

@@ -27,6 +27,7 @@ from custom_components.microgrid.const import (
     CONF_DUTY_PHONE,
     CONF_ESSENTIAL_SERVICE,
     CONF_FCM_TOPIC,
+    CONF_HOUSEHOLD,
     CONF_SERVICE_ACCOUNT,
     CONF_SMS_TARGETS,
     CONF_TWILIO_ACCOUNT_SID,
@@ -34,11 +35,13 @@ from custom_components.microgrid.const import (
     CONF_TWILIO_FROM,
     CONTROL_MODE_MONITOR,
 )
+from custom_components.microgrid.diagnostics import async_get_config_entry_diagnostics
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.conftest import ZONES, board_record, set_site_soc, wait_for
 
 from .common import (
     ALERT_OPTIONS,
+    DEFAULT_RUNG_MINUTES,
     advance,
     all_boards,
     call,
@@ -77,6 +80,12 @@ def essential() -> bool:
 
 
 @pytest.fixture
+def clinic_household() -> dict[str, Any]:
+    """Changes to the clinic's zone data (the household rung's test gives it a household)."""
+    return {}
+
+
+@pytest.fixture
 def notified(hass: HomeAssistant) -> dict[str, list[dict[str, Any]]]:
     """The site's, the admins' and the authorities' notify actions, recording."""
     return record_notify(hass, ("test_target", "escalation", "authorities"))
@@ -88,6 +97,7 @@ def mock_config_entry(
     gateways: Gateways,
     service_account: dict[str, Any],
     essential: bool,
+    clinic_household: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> MockConfigEntry:
     """The conftest site with a key for push, its clinic marked (or not) as essential."""
@@ -96,7 +106,7 @@ def mock_config_entry(
     return rebuilt_entry(
         mock_config_entry,
         data={CONF_SERVICE_ACCOUNT: json.dumps(service_account)},
-        zones={"Zone1": {CONF_ESSENTIAL_SERVICE: essential}},
+        zones={"Zone1": {CONF_ESSENTIAL_SERVICE: essential, **clinic_household}},
     )
 
 
@@ -186,12 +196,7 @@ async def test_clinic_restart_then_alert_then_each_rung_on_time(
         "get_alerts",
         {"config_entry": entry.entry_id, "alert_type": "critical_zone_failure"},
     )
-    assert response["ladder_minutes"] == {
-        "household": 0,
-        "admins": 10,
-        "duty": 20,
-        "authorities": 30,
-    }
+    assert response["ladder_minutes"] == DEFAULT_RUNG_MINUTES
     [shown] = response["alerts"]
     assert [(r["rung"], r["status"]) for r in shown["ladder"]] == [
         ("household", "skipped"),  # the clinic belongs to no household
@@ -294,6 +299,8 @@ async def test_battery_emergency_with_the_clinic_off_reaches_the_authorities(
     await soc(hass, entry, rtdb, 8)
     [emergency] = manager.alerts
     assert emergency.alert_type is AlertType.BATTERY_EMERGENCY and not emergency.essential
+    statuses = {p.rung: p.status for p in manager.ladder_plan(emergency)}
+    assert statuses["authorities"] == "skipped"  # the clinic is on
     await advance(
         hass,
         freezer,
@@ -444,3 +451,45 @@ async def test_the_ladder_resumes_after_a_reload(
     assert texted(gateways).count(DUTY) == 1
     assert len(notified["escalation"]) == 1
     assert restored._timers == {}  # the authorities are not on this ladder (no clinic off)
+
+
+@pytest.mark.parametrize("clinic_household", [{CONF_HOUSEHOLD: "Homes"}])
+async def test_household_rung_reaches_the_zone_households_phones_at_once(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    gateways: Gateways,
+    notified: dict[str, list[dict[str, Any]]],
+    household_user: User,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The failing zone belongs to a household: its members' phones get the alert at once
+    (the first rung, 0 min), before the admins; the diagnostics show the ladder too."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    phone: list[dict[str, Any]] = []
+
+    async def asha_phone(call: ServiceCall) -> None:
+        phone.append(dict(call.data))
+
+    hass.services.async_register("notify", "mobile_app_asha_phone", asha_phone)
+    MockConfigEntry(
+        domain="mobile_app", data={"user_id": household_user.id, "device_name": "Asha phone"}
+    ).add_to_hass(hass)
+    alert = await clinic_alert(hass, freezer, entry, rtdb)
+    await hass.async_block_till_done()
+    assert rungs(manager, alert.alert_id) == {"household": alert.created_at}
+    assert len(phone) == 1 and "Clinic" in phone[0]["message"]
+    assert notified["escalation"] == []
+    done = manager.get(alert.alert_id)
+    assert done is not None
+    assert [(a.channel, a.rung, a.ok) for a in done.attempts if a.rung == "household"] == [
+        ("notify.mobile_app_asha_phone", "household", True)
+    ]
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    [shown] = [a for a in diagnostics["alerts"] if a["alert_id"] == alert.alert_id]
+    assert [(r["rung"], r["status"]) for r in shown["ladder"]][:2] == [
+        ("household", "fired"),
+        ("admins", "pending"),
+    ]
+    assert any(a["channel"] == "notify.mobile_app_asha_phone" for a in shown["attempts"])

@@ -16,6 +16,7 @@ from custom_components.microgrid.alerts.model import AlertType
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.alerts.common import (
     ALERT_OPTIONS,
+    DEFAULT_RUNG_MINUTES,
     advance,
     all_boards,
     call,
@@ -288,12 +289,7 @@ async def test_responses_show_the_ladder_and_every_attempt(
     }
     await advance(hass, freezer, entry, rtdb, 10 * 60)
     response = await call(hass, "get_alerts", {"config_entry": entry.entry_id}, admin_user)
-    assert response["ladder_minutes"] == {
-        "household": 0,
-        "admins": 10,
-        "duty": 20,
-        "authorities": 30,
-    }
+    assert response["ladder_minutes"] == DEFAULT_RUNG_MINUTES
     [shown] = response["alerts"]
     admins = shown["ladder"][1]
     assert admins["status"] == "fired" and admins["fired_at"] == admins["due_at"]
