@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
 from .const import (
@@ -17,6 +18,7 @@ from .const import (
     CONF_SERVICE_ACCOUNT,
     DOMAIN,
     PATH_SENSORS,
+    SIGNAL_INBOX,
 )
 from .control.coordinator import MicrogridCoordinator
 from .control.webhook import async_register_webhook
@@ -26,9 +28,11 @@ from .link.errors import FirebaseAuthError
 from .link.rtdb import FirebaseLink
 from .ml.store import remove_models
 from .people.audit import AuditLog
+from .people.inbox import Inbox
 from .runtime import MicrogridConfigEntry, MicrogridRuntimeData
 from .services import async_setup_services
 from .services.alerts import async_setup_alerts
+from .services.report import async_setup_reporter
 from .site import site_config
 
 PLATFORMS: list[Platform] = [
@@ -69,6 +73,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
         ) from err
     audit = AuditLog(hass, entry.entry_id, site.site_name)
     await audit.async_load()
+    inbox = Inbox(
+        hass,
+        entry.entry_id,
+        on_change=lambda: async_dispatcher_send(hass, SIGNAL_INBOX.format(entry.entry_id)),
+    )
+    await inbox.async_load()
     coordinator: MicrogridCoordinator
     link = FirebaseLink(
         session,
@@ -84,9 +94,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) ->
     )
     await coordinator.async_load_state()
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = MicrogridRuntimeData(coordinator=coordinator, link=link, audit=audit)
+    entry.runtime_data = MicrogridRuntimeData(
+        coordinator=coordinator, link=link, audit=audit, inbox=inbox
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_setup_alerts(hass, entry)
+    await async_setup_reporter(hass, entry)
     coordinator.async_start()
     await async_register_webhook(hass, coordinator, entry.data[CONF_COMMAND_SECRET])
     entry.async_on_unload(link.async_stop)
@@ -106,6 +119,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: MicrogridConfigEntry) -
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await entry.runtime_data.audit.async_flush()
+        await entry.runtime_data.inbox.async_flush()
     return unloaded
 
 

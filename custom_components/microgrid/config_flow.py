@@ -37,6 +37,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
+    TimeSelector,
 )
 import voluptuous as vol
 
@@ -83,6 +84,7 @@ from .const import (
     CONF_RATE_LIMIT_BURST,
     CONF_RATE_LIMIT_PER_MINUTE,
     CONF_RATED_W,
+    CONF_REPORT_TIME,
     CONF_SCHEDULE,
     CONF_SERVICE_ACCOUNT,
     CONF_SITE_NAME,
@@ -198,6 +200,7 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Required(CONF_CRITICAL_ALERT_PCT): _PCT,
         vol.Required(CONF_HYSTERESIS_PCT): _number("%", minimum=0, maximum=20, step=0.5),
         vol.Optional(CONF_DEEP_DISCHARGE_CUTOFF_PCT): _number("%", minimum=0, maximum=50, step=0.5),
+        vol.Optional(CONF_REPORT_TIME): TimeSelector(),
         vol.Required(CONF_MIN_ON_S): _SECONDS,
         vol.Required(CONF_MIN_OFF_S): _SECONDS,
         vol.Required(CONF_CONTROL_MODE): _CONTROL_MODE,
@@ -655,7 +658,7 @@ def _whole(minutes: float) -> float | int:
 
 
 # Optional options a person may clear: left out of the input, they are removed.
-_CLEARABLE = (CONF_TEMPERATURE_ENTITY, CONF_DEEP_DISCHARGE_CUTOFF_PCT)
+_CLEARABLE = (CONF_TEMPERATURE_ENTITY, CONF_DEEP_DISCHARGE_CUTOFF_PCT, CONF_REPORT_TIME)
 
 
 class MicrogridOptionsFlow(OptionsFlow):

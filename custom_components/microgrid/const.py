@@ -51,6 +51,8 @@ CONF_TEMPERATURE_ENTITY: Final = "temperature_entity"
 # Admin-set: below this state of charge even critical zones go off to save the battery.
 # Unset (or 0): never.
 CONF_DEEP_DISCHARGE_CUTOFF_PCT: Final = "deep_discharge_cutoff_pct"
+# Local time the daily energy report is sent (to the notify targets and household inboxes).
+CONF_REPORT_TIME: Final = "daily_report_time"
 
 # Per-user rate limit on household control and on the actions of users who are not admins
 # (token bucket: a burst, then so many a minute). Admins and automations are not limited.
@@ -92,6 +94,8 @@ ACK_TIMEOUT: Final = timedelta(seconds=20)  # relayState echo expected within th
 
 # Events (for automations and the logbook).
 EVENT_AUDIT: Final = "microgrid_audit"
+# Dispatcher signal (format with the entry id): a household inbox changed.
+SIGNAL_INBOX: Final = "microgrid_inbox_{}"
 EVENT_BAND_CHANGED: Final = "microgrid_band_changed"
 EVENT_COMMAND_FAILED: Final = "microgrid_command_failed"
 

@@ -21,11 +21,15 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import slugify
 
+from .const import SIGNAL_INBOX
 from .entity import MicrogridEntity, MicrogridZoneEntity
 from .optimizer.model import Band
+from .people.inbox import Inbox
 from .planning.manager import PLAN_STATUSES
 from .runtime import MicrogridConfigEntry
 from .snapshot import SiteSnapshot, ZoneSnapshot
@@ -206,6 +210,10 @@ async def async_setup_entry(
             (ZoneSensor(coordinator, zone.zone_id, d) for d in ZONE_SENSORS),
             config_subentry_id=coordinator.site.zone_subentry.get(zone.zone_id),
         )
+    async_add_entities(
+        HouseholdUnreadSensor(coordinator, entry.runtime_data.inbox, household)
+        for household in sorted(coordinator.site.households)
+    )
 
 
 class SiteSensor(MicrogridEntity, SensorEntity):
@@ -260,3 +268,34 @@ class ZoneSensor(MicrogridZoneEntity, SensorEntity):
         """The value from the zone's snapshot."""
         snap = self.zone_snapshot
         return self.entity_description.value_fn(snap) if snap else None
+
+
+class HouseholdUnreadSensor(MicrogridEntity, SensorEntity):
+    """How many of a household's inbox messages nobody has marked read."""
+
+    _attr_translation_key = "household_unread"
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_native_unit_of_measurement = "messages"
+
+    def __init__(self, coordinator, inbox: Inbox, household: str) -> None:  # type: ignore[no-untyped-def]
+        """One household's count, updated whenever the site's inboxes change."""
+        super().__init__(coordinator, f"household_{slugify(household)}_unread")
+        self._inbox = inbox
+        self._household = household
+        self._attr_translation_placeholders = {"household": household}
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the inbox (besides the coordinator's updates)."""
+        await super().async_added_to_hass()
+        signal = SIGNAL_INBOX.format(self.coordinator.config_entry.entry_id)
+        self.async_on_remove(async_dispatcher_connect(self.hass, signal, self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int:
+        """Unread messages."""
+        return self._inbox.unread(self._household)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The household it counts for."""
+        return {"household": self._household}

@@ -51,6 +51,7 @@ from .energy import (
     EnergyCounters,
     zone_key,
 )
+from .ledger import DayLedger, ZoneSample
 from .outliers import OutlierTracker
 from .readings import BoardReadings, site_power
 
@@ -95,6 +96,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self.audit = audit
         self.energy = EnergyCounters(self._save_soon)
         self.boards = BoardReadings(site, self.energy)
+        self.ledger = DayLedger(dt_util.get_default_time_zone())
         self.requests: dict[str, bool] = {}
         self.overrides: dict[str, Override] = {}
         self.band: Band | None = None
@@ -170,6 +172,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             if override.expires > now:
                 self.overrides[zone_id] = override
         self.energy.restore(data.get("energy_kwh", {}))
+        self.ledger.restore(data.get("ledger") or {})
 
     @callback
     def _state_to_save(self) -> dict[str, Any]:
@@ -187,6 +190,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
                 for z, o in self.overrides.items()
             },
             "energy_kwh": self.energy.kwh,
+            "ledger": self.ledger.state(),
         }
 
     @callback
@@ -580,6 +584,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             self.planner.note_change(now, soc, band_changed)
             self.ml.observe(now, self._ml_sample(live, battery, solar_w, load_w))
         self.decision = decision
+        self._account(now, decision, soc if battery is not None else None)
         online = {z.zone_id: z.zone_id in live for z in self.site.zones}
         confirmed = {
             z.zone_id: (r.relay_on if (r := self.readings.get(z.zone_id)) else None)
@@ -601,6 +606,25 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
             online=online,
             confirmed=confirmed,
         )
+
+    @callback
+    def _account(self, now: datetime, decision: Decision, soc: float | None) -> None:
+        """The day's ledger: what each zone got and what it would have drawn while shed."""
+        zones = {}
+        for zone in self.site.zones:
+            reading = self.readings.get(zone.zone_id)
+            decided = decision.zones.get(zone.zone_id)
+            zones[zone.zone_id] = ZoneSample(
+                priority=zone.priority,
+                household=zone.household,
+                relay_on=reading.relay_on if reading else None,
+                decided_on=decided.on if decided else None,
+                reason=decided.reason if decided else None,
+                expected_w=self.planner.history.mean_on_w(zone.zone_id, default=zone.rated_w),
+            )
+        served = {z.zone_id: 1000 * self.energy.total(zone_key(z.zone_id)) for z in self.site.zones}
+        if self.ledger.observe(now, soc_pct=soc, band=self.band, zones=zones, served_wh=served):
+            self._save_soon()  # a day closed: keep its report
 
     def _ml_sample(
         self,

@@ -233,6 +233,27 @@ class DayLedger:
         self._last = None
         return done
 
+    def state(self) -> dict[str, Any]:
+        """What survives a restart: today so far, its served-energy base, the closed days."""
+        return {
+            "today": self.today.as_dict() if self.today else None,
+            "served_base": self._served_base,
+            "reports": [r.as_dict() for r in self.reports],
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Back from `state()`; a malformed part is dropped (the rest is kept)."""
+        try:
+            self.reports = [DayReport.from_dict(r) for r in data.get("reports", [])][-REPORTS_KEPT:]
+        except (KeyError, TypeError, ValueError):
+            self.reports = []
+        try:
+            today = data.get("today")
+            self.today = DayReport.from_dict(today) if today else None
+            self._served_base = {str(k): float(v) for k, v in data.get("served_base", {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.today, self._served_base = None, {}
+
     def report(self, day: date | None = None) -> DayReport | None:
         """A closed day's report (the latest by default), or today's so far when `day` is today."""
         if self.today is not None and day == self.today.day:
