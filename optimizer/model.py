@@ -75,6 +75,7 @@ class Zone:
     schedule: Schedule = Schedule.ALWAYS
     min_on_s: float | None = None  # None: Thresholds.min_on_s
     min_off_s: float | None = None  # None: Thresholds.min_off_s
+    essential_service: bool = False  # a clinic or hospital (alerts reach the authorities)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

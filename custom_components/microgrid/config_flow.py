@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
+from itertools import pairwise
 import re
 import secrets
 from typing import Any, Final
@@ -22,6 +23,7 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     EntityFilterSelectorConfig,
     EntitySelector,
     EntitySelectorConfig,
@@ -40,6 +42,7 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from .alerts.options import (
+    ladder_minutes,
     normalize_phone,
     normalize_target,
     target_exists,
@@ -49,6 +52,8 @@ from .alerts.options import (
     valid_twilio_token,
 )
 from .const import (
+    CONF_AUTHORITIES_PHONES,
+    CONF_AUTHORITIES_TARGETS,
     CONF_BATTERY_CAPACITY_WH,
     CONF_COMMAND_SECRET,
     CONF_CONSERVATION_PCT,
@@ -56,13 +61,18 @@ from .const import (
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
     CONF_DEEP_DISCHARGE_CUTOFF_PCT,
+    CONF_DUTY_PHONE,
     CONF_EMERGENCY_PCT,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
+    CONF_ESSENTIAL_SERVICE,
     CONF_FCM_TOKENS,
     CONF_FCM_TOPIC,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
+    CONF_LADDER_AUTHORITIES_MINUTES,
+    CONF_LADDER_DUTY_MINUTES,
+    CONF_LADDER_HOUSEHOLD_MINUTES,
     CONF_MEMBERS,
     CONF_MIN_OFF_S,
     CONF_MIN_ON_S,
@@ -91,6 +101,7 @@ from .const import (
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DOMAIN,
+    LADDER_OPTIONS,
     LOGGER,
     MAX_ESCALATION_MINUTES,
     PATH_SENSORS,
@@ -147,6 +158,10 @@ _PRIORITY = _select([p.value for p in PriorityClass], CONF_PRIORITY)
 _SCHEDULE = _select([s.value for s in Schedule], CONF_SCHEDULE)
 _NOTIFY_TARGETS = TextSelector(TextSelectorConfig(multiple=True))
 _CONTROL_MODE = _select([CONTROL_MODE_MONITOR, CONTROL_MODE_AUTO], CONF_CONTROL_MODE)
+# A ladder rung's delay after the alert: fractions of a minute for trying the ladder out.
+_LADDER_MINUTES = _number("min", minimum=0, maximum=MAX_ESCALATION_MINUTES, step=0.1)
+_PHONE = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL))
+_PHONES = TextSelector(TextSelectorConfig(type=TextSelectorType.TEL, multiple=True))
 
 USER_SCHEMA = vol.Schema(
     {
@@ -194,14 +209,18 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Required(CONF_ESCALATION_MINUTES): _number(
             "min", minimum=1, maximum=MAX_ESCALATION_MINUTES
         ),
+        vol.Optional(CONF_LADDER_HOUSEHOLD_MINUTES): _LADDER_MINUTES,
+        vol.Optional(CONF_LADDER_DUTY_MINUTES): _LADDER_MINUTES,
+        vol.Optional(CONF_LADDER_AUTHORITIES_MINUTES): _LADDER_MINUTES,
+        vol.Optional(CONF_DUTY_PHONE): _PHONE,
+        vol.Optional(CONF_AUTHORITIES_TARGETS): _NOTIFY_TARGETS,
+        vol.Optional(CONF_AUTHORITIES_PHONES): _PHONES,
         vol.Optional(CONF_TWILIO_ACCOUNT_SID): TextSelector(TextSelectorConfig(autocomplete="off")),
         vol.Optional(CONF_TWILIO_AUTH_TOKEN): TextSelector(
             TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
         ),
-        vol.Optional(CONF_TWILIO_FROM): TextSelector(TextSelectorConfig(type=TextSelectorType.TEL)),
-        vol.Optional(CONF_SMS_TARGETS): TextSelector(
-            TextSelectorConfig(type=TextSelectorType.TEL, multiple=True)
-        ),
+        vol.Optional(CONF_TWILIO_FROM): _PHONE,
+        vol.Optional(CONF_SMS_TARGETS): _PHONES,
         vol.Optional(CONF_FCM_TOPIC): _TEXT,
         vol.Optional(CONF_FCM_TOKENS): TextSelector(
             TextSelectorConfig(multiple=True, autocomplete="off")
@@ -316,6 +335,9 @@ def _zone_schema(defaults: Mapping[str, Any], households: list[str]) -> vol.Sche
             vol.Optional(
                 CONF_HOUSEHOLD, description={"suggested_value": defaults.get(CONF_HOUSEHOLD)}
             ): household,
+            vol.Required(
+                CONF_ESSENTIAL_SERVICE, default=bool(defaults.get(CONF_ESSENTIAL_SERVICE, False))
+            ): BooleanSelector(),
         }
     )
 
@@ -329,6 +351,7 @@ def _zone_data(zone_id: str, user_input: Mapping[str, Any]) -> dict[str, Any]:
         CONF_RATED_W: float(user_input[CONF_RATED_W]),
         CONF_SCHEDULE: Schedule(user_input[CONF_SCHEDULE]).value,
         CONF_HOUSEHOLD: (user_input.get(CONF_HOUSEHOLD) or "").strip() or None,
+        CONF_ESSENTIAL_SERVICE: bool(user_input.get(CONF_ESSENTIAL_SERVICE, False)),
     }
 
 
@@ -527,20 +550,18 @@ def _notify_targets(
 
 
 def _sms_options(
-    user_input: Mapping[str, Any], stored: Mapping[str, Any], errors: dict[str, str]
+    user_input: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    errors: dict[str, str],
+    *,
+    ladder_phones: bool = False,
 ) -> dict[str, Any]:
-    """Validated Twilio options; {} when SMS is left empty (which turns it off)."""
+    """Validated Twilio options; {} when SMS is left empty (which turns it off). Recipients
+    may be left out when the ladder texts a duty phone or the authorities (`ladder_phones`)."""
     sid = (user_input.get(CONF_TWILIO_ACCOUNT_SID) or "").strip()
     token = (user_input.get(CONF_TWILIO_AUTH_TOKEN) or "").strip()
     sender_text = (user_input.get(CONF_TWILIO_FROM) or "").strip()
-    numbers: list[str] = []
-    for text in user_input.get(CONF_SMS_TARGETS) or []:
-        if not text.strip():
-            continue
-        if (number := normalize_phone(text)) is None:
-            errors[CONF_SMS_TARGETS] = "invalid_phone_number"
-        elif number not in numbers:
-            numbers.append(number)
+    numbers = _phones(user_input.get(CONF_SMS_TARGETS), errors, CONF_SMS_TARGETS)
     if not (sid or token or sender_text or numbers or CONF_SMS_TARGETS in errors):
         return {}
     # The stored token is never shown; left empty it stays, for the same account only.
@@ -552,7 +573,7 @@ def _sms_options(
         errors[CONF_TWILIO_AUTH_TOKEN] = "invalid_twilio_token"
     if (sender := normalize_phone(sender_text)) is None:
         errors[CONF_TWILIO_FROM] = "invalid_phone_number"
-    if not numbers and CONF_SMS_TARGETS not in errors:
+    if not numbers and not ladder_phones and CONF_SMS_TARGETS not in errors:
         errors[CONF_SMS_TARGETS] = "sms_targets_required"
     return {
         CONF_TWILIO_ACCOUNT_SID: sid,
@@ -589,6 +610,53 @@ def _push_options(
     return out
 
 
+def _phones(raw: str | list[str] | None, errors: dict[str, str], field: str) -> list[str]:
+    """E.164 numbers from a phone field (one or several); a malformed one sets an error."""
+    out: list[str] = []
+    for text in [raw] if isinstance(raw, str) else raw or []:
+        if not text.strip():
+            continue
+        if (number := normalize_phone(text)) is None:
+            errors[field] = "invalid_phone_number"
+        elif number not in out:
+            out.append(number)
+    return out
+
+
+def _ladder_options(
+    hass: HomeAssistant, user_input: Mapping[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    """Validated ladder options: the rung delays (in ladder order), the duty phone and the
+    authorities; only those given are kept (the others take their defaults)."""
+    out: dict[str, Any] = {
+        key: _whole(float(user_input[key]))
+        for key in (
+            CONF_LADDER_HOUSEHOLD_MINUTES,
+            CONF_LADDER_DUTY_MINUTES,
+            CONF_LADDER_AUTHORITIES_MINUTES,
+        )
+        if user_input.get(key) is not None
+    }
+    minutes = ladder_minutes({**out, CONF_ESCALATION_MINUTES: user_input[CONF_ESCALATION_MINUTES]})
+    delays = list(minutes.values())  # household, admins, duty, authorities
+    if any(later < earlier for earlier, later in pairwise(delays)):
+        errors["base"] = "ladder_order"
+    if duty := _phones(user_input.get(CONF_DUTY_PHONE), errors, CONF_DUTY_PHONE):
+        out[CONF_DUTY_PHONE] = duty[0]
+    if targets := _notify_targets(
+        hass, user_input.get(CONF_AUTHORITIES_TARGETS), errors, CONF_AUTHORITIES_TARGETS
+    ):
+        out[CONF_AUTHORITIES_TARGETS] = targets
+    if phones := _phones(user_input.get(CONF_AUTHORITIES_PHONES), errors, CONF_AUTHORITIES_PHONES):
+        out[CONF_AUTHORITIES_PHONES] = phones
+    return out
+
+
+def _whole(minutes: float) -> float | int:
+    """Minutes stored as a whole number when they are one."""
+    return int(minutes) if minutes.is_integer() else round(minutes, 2)
+
+
 # Optional options a person may clear: left out of the input, they are removed.
 _CLEARABLE = (CONF_TEMPERATURE_ENTITY, CONF_DEEP_DISCHARGE_CUTOFF_PCT, CONF_REPORT_TIME)
 
@@ -606,9 +674,15 @@ class MicrogridOptionsFlow(OptionsFlow):
                 for key in (CONF_NOTIFY_TARGETS, CONF_ESCALATION_TARGETS)
             }
             stored = self.config_entry.options
-            gateways = _sms_options(user_input, stored, errors) | _push_options(
-                user_input, self.config_entry.data.get(CONF_SERVICE_ACCOUNT), errors
-            )
+            ladder = _ladder_options(self.hass, user_input, errors)
+            ladder_phones = bool(ladder.get(CONF_DUTY_PHONE) or ladder.get(CONF_AUTHORITIES_PHONES))
+            gateways = _sms_options(
+                user_input, stored, errors, ladder_phones=ladder_phones
+            ) | _push_options(user_input, self.config_entry.data.get(CONF_SERVICE_ACCOUNT), errors)
+            if ladder_phones and not gateways.get(CONF_TWILIO_ACCOUNT_SID):
+                # The duty phone and the authorities' numbers are texted through Twilio.
+                field = CONF_DUTY_PHONE if CONF_DUTY_PHONE in ladder else CONF_AUTHORITIES_PHONES
+                errors.setdefault(field, "phone_needs_sms")
             if not (
                 user_input[CONF_CRITICAL_ALERT_PCT]
                 < user_input[CONF_EMERGENCY_PCT]
@@ -623,13 +697,14 @@ class MicrogridOptionsFlow(OptionsFlow):
                 # A gateway field left empty turns that gateway off: only `gateways` survive;
                 # so does a cleared temperature entity or cutoff (absent from the input; a
                 # cutoff of 0 is none).
-                cleared = {*SMS_PUSH_OPTIONS, *_CLEARABLE}
+                cleared = {*SMS_PUSH_OPTIONS, *_CLEARABLE, *LADDER_OPTIONS}
                 options = {
                     k: v
                     for k, v in {**stored, **user_input}.items()
                     if k not in cleared or (k in _CLEARABLE and k in user_input)
                 } | {
                     **gateways,
+                    **ladder,
                     **targets,
                     CONF_MIN_ON_S: int(user_input[CONF_MIN_ON_S]),
                     CONF_MIN_OFF_S: int(user_input[CONF_MIN_OFF_S]),
@@ -641,12 +716,15 @@ class MicrogridOptionsFlow(OptionsFlow):
                     },
                 }
                 return self.async_create_entry(data=options)
+        stored_options = self.config_entry.options
         current = {
             CONF_ESCALATION_MINUTES: DEFAULT_ESCALATION_MINUTES,
             CONF_RATE_LIMIT_BURST: DEFAULT_RATE_LIMIT_BURST,
             CONF_RATE_LIMIT_PER_MINUTE: DEFAULT_RATE_LIMIT_PER_MINUTE,
             **DEFAULT_OPTIONS,
-            **{k: v for k, v in self.config_entry.options.items() if k != CONF_TWILIO_AUTH_TOKEN},
+            # The ladder as it runs now (defaults filled in: 0 / 10 / 20 / 30 min).
+            **{k: _whole(v) for k, v in ladder_minutes(stored_options).items()},
+            **{k: v for k, v in stored_options.items() if k != CONF_TWILIO_AUTH_TOKEN},
         }
         return self.async_show_form(
             step_id="init",

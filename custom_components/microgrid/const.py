@@ -28,6 +28,8 @@ CONF_PRIORITY: Final = "priority"  # optimizer.model.PriorityClass value
 CONF_HOUSEHOLD: Final = "household"
 CONF_RATED_W: Final = "rated_w"
 CONF_SCHEDULE: Final = "schedule"  # optimizer.model.Schedule value
+# A clinic or hospital: when it is affected, the escalation ladder reaches the authorities.
+CONF_ESSENTIAL_SERVICE: Final = "essential_service"
 
 # Household subentries (subentry type "household"): a name and the HA users who belong to it.
 # A non-admin user may switch a zone only when the zone's household is one of theirs.
@@ -108,9 +110,27 @@ POLL_INTERVAL: Final = timedelta(seconds=10)
 # Alert options (entry.options; edited in the options flow).
 CONF_NOTIFY_TARGETS: Final = "notify_targets"  # notify actions / entities, e.g. notify.mobile_app_x
 CONF_ESCALATION_TARGETS: Final = "escalation_targets"
-CONF_ESCALATION_MINUTES: Final = "escalation_minutes"
+CONF_ESCALATION_MINUTES: Final = "escalation_minutes"  # the ladder's admins rung
 DEFAULT_ESCALATION_MINUTES: Final = 10
 MAX_ESCALATION_MINUTES: Final = 1440
+# The escalation ladder: minutes after the alert at which each rung fires (household members,
+# admins = CONF_ESCALATION_MINUTES, the duty phone by SMS, the authorities).
+CONF_LADDER_HOUSEHOLD_MINUTES: Final = "ladder_household_minutes"
+CONF_LADDER_DUTY_MINUTES: Final = "ladder_duty_minutes"
+CONF_LADDER_AUTHORITIES_MINUTES: Final = "ladder_authorities_minutes"
+DEFAULT_LADDER_HOUSEHOLD_MINUTES: Final = 0
+DEFAULT_LADDER_GAP_MINUTES: Final = 10  # duty = admins + 10, authorities = duty + 10 by default
+CONF_DUTY_PHONE: Final = "duty_phone"  # E.164, texted through Twilio
+CONF_AUTHORITIES_TARGETS: Final = "authorities_targets"  # notify actions / entities
+CONF_AUTHORITIES_PHONES: Final = "authorities_phones"  # E.164 numbers
+LADDER_OPTIONS: Final = (
+    CONF_LADDER_HOUSEHOLD_MINUTES,
+    CONF_LADDER_DUTY_MINUTES,
+    CONF_LADDER_AUTHORITIES_MINUTES,
+    CONF_DUTY_PHONE,
+    CONF_AUTHORITIES_TARGETS,
+    CONF_AUTHORITIES_PHONES,
+)
 CONF_TWILIO_ACCOUNT_SID: Final = "twilio_account_sid"
 CONF_TWILIO_AUTH_TOKEN: Final = "twilio_auth_token"
 CONF_TWILIO_FROM: Final = "twilio_from"  # the sending number, E.164

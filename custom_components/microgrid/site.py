@@ -14,6 +14,7 @@ from .const import (
     CONF_CRITICAL_ALERT_PCT,
     CONF_DEEP_DISCHARGE_CUTOFF_PCT,
     CONF_EMERGENCY_PCT,
+    CONF_ESSENTIAL_SERVICE,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
     CONF_MEMBERS,
@@ -72,6 +73,7 @@ def zone_from_subentry(data: dict[str, Any]) -> Zone:
         rated_w=float(data.get(CONF_RATED_W, 0.0)),
         household=data.get(CONF_HOUSEHOLD) or None,
         schedule=Schedule(data.get(CONF_SCHEDULE, Schedule.ALWAYS)),
+        essential_service=bool(data.get(CONF_ESSENTIAL_SERVICE, False)),
     )
 
 

@@ -23,6 +23,7 @@ class ZoneSpec:
     rated_w: float
     schedule: str
     household: str = ""
+    essential_service: bool = False  # a clinic or hospital: the ladder reaches the authorities
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,7 @@ class SiteSpec:
 SITE_NAME = "Demo village"
 HOUSEHOLD_NAME = "Homes"
 HOUSEHOLD_ZONES = frozenset({"Zone3"})  # the zones the household "Homes" may switch
+ESSENTIAL_ZONES = frozenset({"Zone1"})  # the clinic & emergency lights
 
 
 def demo_site_spec() -> SiteSpec:
@@ -60,6 +62,7 @@ def demo_site_spec() -> SiteSpec:
                 rated_w=zone.rated_w,
                 schedule=zone.schedule,
                 household=HOUSEHOLD_NAME if zone.zone_id in HOUSEHOLD_ZONES else "",
+                essential_service=zone.zone_id in ESSENTIAL_ZONES,
             )
             for zone in DEMO_SITE.zones
         ),
@@ -139,6 +142,7 @@ async def add_microgrid_entry(
                     "rated_w": zone.rated_w,
                     "schedule": zone.schedule,
                     "household": zone.household,
+                    "essential_service": zone.essential_service,
                 },
             )
         else:

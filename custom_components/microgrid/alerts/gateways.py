@@ -1,8 +1,10 @@
-"""The gateway channels a site's options turn on: Twilio SMS (critical alerts) and FCM push."""
+"""The gateway channels a site's options turn on: Twilio SMS (critical alerts, the ladder's
+duty phone and authorities, the backup of a failed notify) and FCM push (every alert, the backup
+of a failed SMS)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -12,6 +14,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from ..const import LOGGER
 from ..link.auth import InvalidServiceAccount, ServiceAccountAuth
+from .channels import AlertChannel
 from .channels.http import GATEWAY_TIMEOUT_S
 from .channels.push import FCM_BASE_URL, FCM_SCOPE, FcmPushChannel
 from .channels.sms import TWILIO_BASE_URL, TwilioSmsChannel
@@ -29,25 +32,27 @@ async def async_add_gateway_channels(
     """Add the Twilio SMS and FCM push channels the options configure (push needs the site's
     service-account key)."""
     session = async_get_clientsession(hass)
-    if (sms := SmsOptions.from_options(options)) is not None:
+    sms = SmsOptions.from_options(options)
+    sms_to: Callable[[str], AlertChannel] | None = None
+    if sms is not None:
+        sms_to = partial(
+            TwilioSmsChannel, session, sms, base_url=TWILIO_BASE_URL, timeout_s=GATEWAY_TIMEOUT_S
+        )
         for number in sms.targets:
             manager.add_channel(
-                TwilioSmsChannel(
-                    session, sms, number, base_url=TWILIO_BASE_URL, timeout_s=GATEWAY_TIMEOUT_S
-                ),
+                sms_to(number),
                 min_severity=Severity.CRITICAL,  # and so their escalations
                 site_target=True,
             )
-    if (push := PushOptions.from_options(options)) is None:
-        return
-    if (push_auth := await _async_push_auth(hass, session, service_account)) is None:
-        return
-    auth, project_id = push_auth
-    destinations = [{"topic": push.topic}] if push.topic else []
-    destinations += [{"token": token} for token in push.tokens]
-    for destination in destinations:
-        manager.add_channel(
-            FcmPushChannel(
+    push_channels: list[AlertChannel] = []
+    if (push := PushOptions.from_options(options)) is not None and (
+        push_auth := await _async_push_auth(hass, session, service_account)
+    ) is not None:
+        auth, project_id = push_auth
+        destinations = [{"topic": push.topic}] if push.topic else []
+        destinations += [{"token": token} for token in push.tokens]
+        for destination in destinations:
+            channel = FcmPushChannel(
                 session,
                 auth,
                 project_id=project_id,
@@ -55,9 +60,11 @@ async def async_add_gateway_channels(
                 base_url=FCM_BASE_URL,
                 timeout_s=GATEWAY_TIMEOUT_S,
                 **destination,
-            ),
-            site_target=True,
-        )
+            )
+            push_channels.append(channel)
+            manager.add_channel(channel, site_target=True)
+    # The ladder's duty phone and authorities, and the backups of a failed channel.
+    manager.set_gateways(sms_to=sms_to, sms_targets=sms.targets if sms else (), push=push_channels)
 
 
 async def _async_push_auth(

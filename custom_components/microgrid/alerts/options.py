@@ -12,19 +12,28 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 
 from ..const import (
+    CONF_AUTHORITIES_PHONES,
+    CONF_AUTHORITIES_TARGETS,
+    CONF_DUTY_PHONE,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
     CONF_FCM_TOKENS,
     CONF_FCM_TOPIC,
+    CONF_LADDER_AUTHORITIES_MINUTES,
+    CONF_LADDER_DUTY_MINUTES,
+    CONF_LADDER_HOUSEHOLD_MINUTES,
     CONF_NOTIFY_TARGETS,
     CONF_SMS_TARGETS,
     CONF_TWILIO_ACCOUNT_SID,
     CONF_TWILIO_AUTH_TOKEN,
     CONF_TWILIO_FROM,
     DEFAULT_ESCALATION_MINUTES,
+    DEFAULT_LADDER_GAP_MINUTES,
+    DEFAULT_LADDER_HOUSEHOLD_MINUTES,
     LOGGER,
     MAX_ESCALATION_MINUTES,
 )
+from .ladder import LadderStep, Rung, ladder_steps
 
 _TARGET = re.compile(r"^notify\.[a-z0-9_]+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -108,32 +117,100 @@ def _phones(raw: Any) -> tuple[str, ...]:
     )
 
 
+def _minutes(raw: Any, default: float, minimum: float = 0.0) -> float:
+    """Minutes from an option value, within minimum..MAX_ESCALATION_MINUTES; else `default`."""
+    if raw is None or raw == "":
+        return default
+    try:
+        return min(max(float(raw), minimum), MAX_ESCALATION_MINUTES)
+    except (TypeError, ValueError):
+        return default
+
+
+def default_ladder(escalation_delay: timedelta) -> tuple[LadderStep, ...]:
+    """The ladder when only the old single escalation delay is set: household at 0, admins at
+    the escalation delay, the duty phone 10 min later, the authorities 10 min after that."""
+    gap = timedelta(minutes=DEFAULT_LADDER_GAP_MINUTES)
+    return ladder_steps(
+        {
+            Rung.HOUSEHOLD: timedelta(minutes=DEFAULT_LADDER_HOUSEHOLD_MINUTES),
+            Rung.ADMINS: escalation_delay,
+            Rung.DUTY: escalation_delay + gap,
+            Rung.AUTHORITIES: escalation_delay + 2 * gap,
+        }
+    )
+
+
+def ladder_minutes(options: Mapping[str, Any]) -> dict[str, float]:
+    """Each rung's delay in minutes as the options give it (defaults filled in): the admins
+    rung is the old `escalation_minutes`; an unset duty rung is 10 min after the admins, an
+    unset authorities rung 10 min after the duty phone."""
+    admins = _minutes(options.get(CONF_ESCALATION_MINUTES), DEFAULT_ESCALATION_MINUTES, minimum=1.0)
+    duty = _minutes(options.get(CONF_LADDER_DUTY_MINUTES), admins + DEFAULT_LADDER_GAP_MINUTES)
+    return {
+        CONF_LADDER_HOUSEHOLD_MINUTES: _minutes(
+            options.get(CONF_LADDER_HOUSEHOLD_MINUTES), DEFAULT_LADDER_HOUSEHOLD_MINUTES
+        ),
+        CONF_ESCALATION_MINUTES: admins,
+        CONF_LADDER_DUTY_MINUTES: duty,
+        CONF_LADDER_AUTHORITIES_MINUTES: _minutes(
+            options.get(CONF_LADDER_AUTHORITIES_MINUTES), duty + DEFAULT_LADDER_GAP_MINUTES
+        ),
+    }
+
+
+# The option that sets each rung's delay.
+RUNG_MINUTES: dict[Rung, str] = {
+    Rung.HOUSEHOLD: CONF_LADDER_HOUSEHOLD_MINUTES,
+    Rung.ADMINS: CONF_ESCALATION_MINUTES,
+    Rung.DUTY: CONF_LADDER_DUTY_MINUTES,
+    Rung.AUTHORITIES: CONF_LADDER_AUTHORITIES_MINUTES,
+}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AlertOptions:
-    """Where alerts go and when unacknowledged critical ones escalate."""
+    """Where alerts go and how unacknowledged critical ones climb the escalation ladder."""
 
     notify_targets: tuple[str, ...] = ()
-    escalation_targets: tuple[str, ...] = ()
+    escalation_targets: tuple[str, ...] = ()  # the admins rung
     escalation_delay: timedelta = timedelta(minutes=DEFAULT_ESCALATION_MINUTES)
+    ladder: tuple[LadderStep, ...] = default_ladder(timedelta(minutes=DEFAULT_ESCALATION_MINUTES))
+    duty_phone: str | None = None
+    authorities_targets: tuple[str, ...] = ()
+    authorities_phones: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> AlertOptions:
-        """From an entry's options; malformed targets are dropped with a warning."""
-        minutes = options.get(CONF_ESCALATION_MINUTES, DEFAULT_ESCALATION_MINUTES)
-        try:
-            minutes = min(max(float(minutes), 1.0), MAX_ESCALATION_MINUTES)
-        except (TypeError, ValueError):
-            minutes = DEFAULT_ESCALATION_MINUTES
+        """From an entry's options; malformed targets and numbers are dropped with a warning."""
+        minutes = ladder_minutes(options)
+        duty = _phones(options.get(CONF_DUTY_PHONE))
         return cls(
             notify_targets=_targets(options.get(CONF_NOTIFY_TARGETS)),
             escalation_targets=_targets(options.get(CONF_ESCALATION_TARGETS)),
-            escalation_delay=timedelta(minutes=minutes),
+            escalation_delay=timedelta(minutes=minutes[CONF_ESCALATION_MINUTES]),
+            ladder=ladder_steps(
+                {rung: timedelta(minutes=minutes[key]) for rung, key in RUNG_MINUTES.items()}
+            ),
+            duty_phone=duty[0] if duty else None,
+            authorities_targets=_targets(options.get(CONF_AUTHORITIES_TARGETS)),
+            authorities_phones=_phones(options.get(CONF_AUTHORITIES_PHONES)),
         )
+
+    def delay(self, rung: Rung) -> timedelta:
+        """How long after an alert this rung fires."""
+        return next(step.delay for step in self.ladder if step.rung is rung)
+
+    @property
+    def ladder_phones(self) -> tuple[str, ...]:
+        """The numbers only the ladder texts (the duty phone, the authorities)."""
+        return tuple(dict.fromkeys([*filter(None, [self.duty_phone]), *self.authorities_phones]))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SmsOptions:
-    """Twilio credentials, the sending number and who gets critical alerts by SMS."""
+    """Twilio credentials, the sending number and who gets critical alerts by SMS (`targets`;
+    may be empty when only the ladder's duty phone or authorities are texted)."""
 
     account_sid: str
     auth_token: str = field(repr=False)
@@ -149,10 +226,16 @@ class SmsOptions:
         targets = _phones(options.get(CONF_SMS_TARGETS))
         if not (sid or token or targets or options.get(CONF_TWILIO_FROM)):
             return None
-        if not (valid_twilio_sid(sid) and valid_twilio_token(token) and sender and targets):
+        # The ladder's numbers (duty phone, authorities) are recipients too.
+        recipients = (
+            targets
+            or _phones(options.get(CONF_DUTY_PHONE))
+            or _phones(options.get(CONF_AUTHORITIES_PHONES))
+        )
+        if not (valid_twilio_sid(sid) and valid_twilio_token(token) and sender and recipients):
             LOGGER.warning(
                 "SMS alerts are off: the Twilio account SID, auth token, sending number and at "
-                "least one E.164 target are all needed"
+                "least one E.164 recipient are all needed"
             )
             return None
         return cls(account_sid=sid, auth_token=token, from_number=sender, targets=targets)

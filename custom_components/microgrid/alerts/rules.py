@@ -1,14 +1,16 @@
-"""The pure rules: when a reading raises or clears an alert, when one escalates, and who may
-acknowledge it."""
+"""The pure rules: when a reading raises or clears an alert, when a failing critical zone is
+restarted, which alerts concern an essential service, and who may acknowledge an alert (the
+escalation ladder's timing is in ladder.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
 
-from ..optimizer.model import PriorityClass, Thresholds
+from ..optimizer.model import PriorityClass, Thresholds, Zone
 from .model import Alert, AlertType, Severity
 
 if TYPE_CHECKING:
@@ -18,6 +20,14 @@ if TYPE_CHECKING:
 # A critical zone must stay unpowered this long before it alerts: a command in flight or one
 # missed reading is not a failure.
 ZONE_FAILURE_GRACE: Final = timedelta(minutes=1)
+# Its ON command is sent again once it has been unpowered this long: past the ack window of the
+# command that is already on its way (ACK_TIMEOUT, 20 s), so a zone just switched on is left alone.
+ZONE_RESTART_AFTER: Final = timedelta(seconds=30)
+# The restart gets this long (one ack window and a reading) before the alert goes out.
+ZONE_RESTART_GRACE: Final = timedelta(seconds=30)
+
+# Site-wide battery alerts that concern an essential service when one is left without power.
+SITE_EMERGENCIES: Final = frozenset({AlertType.BATTERY_EMERGENCY, AlertType.BATTERY_CRITICAL})
 
 # Site-wide emergencies: only an admin may say someone is on them.
 ADMIN_ACK_ONLY: Final = frozenset(
@@ -105,11 +115,71 @@ def zone_failure_cause(zone: ZoneSnapshot) -> str | None:
     return None
 
 
-def escalation_due(alert: Alert, delay: timedelta) -> datetime | None:
-    """When an alert escalates, or None when it never will."""
-    if alert.severity is not Severity.CRITICAL or not alert.open or alert.escalated_at:
-        return None
-    return alert.created_at + delay
+class ZoneFailureAction(StrEnum):
+    """What a failing critical zone calls for now."""
+
+    RESTART = "restart"  # send its ON command again, once
+    ALERT = "alert"
+
+
+def zone_failure_action(
+    since: datetime, now: datetime, *, restarted_at: datetime | None, can_restart: bool
+) -> ZoneFailureAction | None:
+    """Restart first (once, ZONE_RESTART_AFTER into the failure), then alert if it is still
+    unpowered ZONE_FAILURE_GRACE into the failure and ZONE_RESTART_GRACE after the restart;
+    None: wait. Without a restart (monitor mode) the alert comes after the grace alone."""
+    if restarted_at is None and can_restart:
+        return ZoneFailureAction.RESTART if now - since >= ZONE_RESTART_AFTER else None
+    alert_at = since + ZONE_FAILURE_GRACE
+    if restarted_at is not None:
+        alert_at = max(alert_at, restarted_at + ZONE_RESTART_GRACE)
+    return ZoneFailureAction.ALERT if now >= alert_at else None
+
+
+def zone_unpowered(zone: ZoneSnapshot) -> bool:
+    """Off, its board silent, or about to be switched off (the deep-discharge cutoff)."""
+    return not zone.online or zone.relay_on is False or zone.desired_on is False
+
+
+def essential_zones_unpowered(zones: Iterable[ZoneSnapshot]) -> tuple[str, ...]:
+    """The essential-service zones (clinic, hospital) without power, by id."""
+    return tuple(z.zone.zone_id for z in zones if z.zone.essential_service and zone_unpowered(z))
+
+
+def concerns_essential_service(
+    alert_type: AlertType, zone: Zone | None, *, command: str | None = None
+) -> bool:
+    """Whether a zone alert is about an essential service losing power: its failure, or an ON
+    command it never confirmed."""
+    if zone is None or not zone.essential_service:
+        return False
+    return alert_type is AlertType.CRITICAL_ZONE_FAILURE or (
+        alert_type is AlertType.COMMAND_FAILED and command == "ON"
+    )
+
+
+def anomaly_key(zone_id: str | None, anomaly_type: str) -> str:
+    """One key per zone (or the site) and anomaly type: an anomaly alerts once while active."""
+    return f"{zone_id or ''}|{anomaly_type}"
+
+
+def active_anomaly_keys(
+    zone_anomalies: Mapping[str, Mapping[str, Any]], site_anomaly: Mapping[str, Any] | None
+) -> frozenset[str]:
+    """The anomaly keys active in the learning view (each zone's types, the site's)."""
+
+    def types(attrs: Mapping[str, Any]) -> list[str]:
+        return [str(t) for t in attrs.get("types") or [attrs.get("type")] if t]
+
+    keys = {anomaly_key(z, t) for z, attrs in zone_anomalies.items() for t in types(attrs)}
+    if site_anomaly:
+        keys.update(anomaly_key(None, t) for t in types(site_anomaly))
+    return frozenset(keys)
+
+
+def climbs_ladder(alert: Alert) -> bool:
+    """Critical and neither acknowledged nor resolved: it goes on up the ladder."""
+    return alert.severity is Severity.CRITICAL and alert.open
 
 
 def acknowledge_refusal(

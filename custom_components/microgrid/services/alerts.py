@@ -73,6 +73,18 @@ ACK_SCHEMA: Final = vol.Schema(
 async def async_setup_alerts(hass: HomeAssistant, entry: MicrogridConfigEntry) -> AlertManager:
     """Create and start the site's alert manager on its coordinator; it stops with the entry."""
     coordinator = entry.runtime_data.coordinator
+
+    @callback
+    def restart_zone(zone_id: str) -> bool:
+        """A failing critical zone's restart attempt: its ON command written again now, as a
+        fresh command (not the next retry of the old one). Not in monitor mode."""
+        if not coordinator.site.control_auto or coordinator.site.zone(zone_id) is None:
+            return False
+        commands = coordinator.commands
+        commands.pending.pop(zone_id, None)
+        commands.reconcile(dt_util.utcnow(), {zone_id: (True, "restart")}, {zone_id: None}, {})
+        return True
+
     manager = AlertManager(
         hass,
         entry_id=entry.entry_id,
@@ -82,6 +94,7 @@ async def async_setup_alerts(hass: HomeAssistant, entry: MicrogridConfigEntry) -
         snapshot=lambda: coordinator.data,
         subscribe=coordinator.async_add_listener,
         create_task=partial(entry.async_create_task, hass),
+        restart_zone=restart_zone,
     )
     await async_add_gateway_channels(
         hass, manager, entry.options, entry.data.get(CONF_SERVICE_ACCOUNT)
@@ -159,11 +172,16 @@ async def _async_send_alert(call: ServiceCall) -> ServiceResponse:
         site_targets=call.data[ATTR_SITE_TARGETS],
     )
     sent = await manager.async_delivered(alert.alert_id) or alert
-    return {**sent.as_dict(), "household": household, "household_targets": list(members)}
+    return {
+        **manager.alert_dict(sent),
+        "household": household,
+        "household_targets": list(members),
+    }
 
 
 async def _async_get_alerts(call: ServiceCall) -> ServiceResponse:
-    """The alert history, newest first, with acknowledged/escalated state."""
+    """The alert history, newest first, with acknowledged/escalated state, each alert's
+    ladder and delivery attempts, and the site's ladder (minutes after an alert per rung)."""
     entry, manager = _site(call)
     await _async_site_user(call, entry, manager)
     alerts = manager.query(
@@ -175,11 +193,15 @@ async def _async_get_alerts(call: ServiceCall) -> ServiceResponse:
         "alerts": alerts,
         "count": len(alerts),
         "open": sum(1 for a in manager.alerts if a.open),
+        "ladder_minutes": {
+            step.rung.value: round(step.delay.total_seconds() / 60, 2)
+            for step in manager.options.ladder
+        },
     }
 
 
 async def _async_acknowledge_alert(call: ServiceCall) -> ServiceResponse:
-    """Acknowledge one, several or (no id) every open alert; stops escalation."""
+    """Acknowledge one, several or (no id) every open alert; stops their ladders."""
     entry, manager = _site(call)
     actor = await _async_site_user(call, entry, manager)
     ids: list[str] | None = call.data.get(ATTR_ALERT_ID)

@@ -34,6 +34,8 @@ import voluptuous as vol
 
 from custom_components.microgrid.config_flow import site_unique_id
 from custom_components.microgrid.const import (
+    CONF_AUTHORITIES_PHONES,
+    CONF_AUTHORITIES_TARGETS,
     CONF_BATTERY_CAPACITY_WH,
     CONF_COMMAND_SECRET,
     CONF_CONSERVATION_PCT,
@@ -41,13 +43,18 @@ from custom_components.microgrid.const import (
     CONF_CRITICAL_ALERT_PCT,
     CONF_DATABASE_URL,
     CONF_DEEP_DISCHARGE_CUTOFF_PCT,
+    CONF_DUTY_PHONE,
     CONF_EMERGENCY_PCT,
     CONF_ESCALATION_MINUTES,
     CONF_ESCALATION_TARGETS,
+    CONF_ESSENTIAL_SERVICE,
     CONF_FCM_TOKENS,
     CONF_FCM_TOPIC,
     CONF_HOUSEHOLD,
     CONF_HYSTERESIS_PCT,
+    CONF_LADDER_AUTHORITIES_MINUTES,
+    CONF_LADDER_DUTY_MINUTES,
+    CONF_LADDER_HOUSEHOLD_MINUTES,
     CONF_MEMBERS,
     CONF_MIN_OFF_S,
     CONF_MIN_ON_S,
@@ -95,6 +102,7 @@ ZONES = {
         CONF_PRIORITY: "critical",
         CONF_RATED_W: 150,
         CONF_SCHEDULE: "always",
+        CONF_ESSENTIAL_SERVICE: True,
     },
     "Zone2": {
         CONF_NAME: "Street lights",
@@ -352,7 +360,9 @@ async def test_user_flow_creates_site_with_discovered_zones(
         CONF_RATED_W: 200.0,
         CONF_SCHEDULE: "night",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: False,
     }
+    assert zones["Zone1"].data[CONF_ESSENTIAL_SERVICE] is True  # the clinic
     assert zones["Zone3"].data[CONF_HOUSEHOLD] == "Okafor"
     assert zones["Zone4"].data[CONF_SCHEDULE] == "day"
     assert len(mock_setup_entry.mock_calls) == 1
@@ -379,6 +389,7 @@ async def test_zone_step_defaults(
         CONF_RATED_W: 300.0,
         CONF_SCHEDULE: "always",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: False,  # not a clinic or hospital unless ticked
     }
 
 
@@ -583,6 +594,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
         CONF_RATED_W: 250.0,
         CONF_SCHEDULE: "day",
         CONF_HOUSEHOLD: "Okafor",
+        CONF_ESSENTIAL_SERVICE: False,
     }
 
     result = await flows.async_init(
@@ -601,6 +613,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
     assert_translated(result, ZONE_STRINGS)
     # The form starts from the zone as it is.
     assert suggested(result, CONF_PRIORITY) == "critical"
+    assert suggested(result, CONF_ESSENTIAL_SERVICE) is False
     result = await flows.async_configure(
         result["flow_id"],
         {
@@ -608,6 +621,7 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
             CONF_PRIORITY: "critical",
             CONF_RATED_W: 180,
             CONF_SCHEDULE: "always",
+            CONF_ESSENTIAL_SERVICE: True,
         },
     )
     assert result["type"] is FlowResultType.ABORT
@@ -623,7 +637,9 @@ async def test_zone_subentry_add_duplicate_and_reconfigure(hass: HomeAssistant) 
         CONF_RATED_W: 180.0,
         CONF_SCHEDULE: "always",
         CONF_HOUSEHOLD: None,
+        CONF_ESSENTIAL_SERVICE: True,
     }
+    assert site_config(entry).zone("Zone1").essential_service is True  # type: ignore[union-attr]
 
 
 # ----- household subentries
@@ -1146,3 +1162,77 @@ async def test_add_zone_offers_boards_without_a_zone(hass: HomeAssistant, rtdb: 
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+LADDER_MINUTES = (
+    CONF_LADDER_HOUSEHOLD_MINUTES,
+    CONF_ESCALATION_MINUTES,
+    CONF_LADDER_DUTY_MINUTES,
+    CONF_LADDER_AUTHORITIES_MINUTES,
+)
+
+
+async def test_options_ladder_defaults_order_contacts_and_clearing(hass: HomeAssistant) -> None:
+    """The form shows the ladder as it runs (0 / 10 / 20 / 30 min for old options); minutes
+    that go down the ladder, bad numbers, unknown targets and phones without Twilio are
+    refused; valid ones are stored normalized; cleared fields go back to the defaults."""
+    hass.services.async_register("notify", "district_health", AsyncMock())
+    entry = site_entry("http://127.0.0.1:9000/?ns=demo")
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    )
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert [suggested(result, key) for key in LADDER_MINUTES] == [0, 10, 20, 30]
+    base = {**DEFAULT_OPTIONS, CONF_ESCALATION_MINUTES: 10}
+    sms = {
+        CONF_TWILIO_ACCOUNT_SID: TWILIO_SID,
+        CONF_TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+        CONF_TWILIO_FROM: "+15005550006",
+    }
+    for change, errors in (
+        ({CONF_LADDER_DUTY_MINUTES: 5}, {"base": "ladder_order"}),
+        ({CONF_LADDER_HOUSEHOLD_MINUTES: 11}, {"base": "ladder_order"}),
+        ({CONF_LADDER_AUTHORITIES_MINUTES: 15}, {"base": "ladder_order"}),
+        ({CONF_DUTY_PHONE: "0712 345 678"}, {CONF_DUTY_PHONE: "invalid_phone_number"}),
+        ({CONF_DUTY_PHONE: "+254712345678"}, {CONF_DUTY_PHONE: "phone_needs_sms"}),
+        (
+            {CONF_AUTHORITIES_PHONES: ["+221771234567"]},
+            {CONF_AUTHORITIES_PHONES: "phone_needs_sms"},
+        ),
+        (
+            {CONF_AUTHORITIES_TARGETS: ["notify.nobody"]},
+            {CONF_AUTHORITIES_TARGETS: "unknown_notify_target"},
+        ),
+    ):
+        result = await options_submit(hass, entry, base | change)
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == errors, change
+
+    ladder = {
+        CONF_LADDER_HOUSEHOLD_MINUTES: 0.5,
+        CONF_LADDER_DUTY_MINUTES: 20.0,
+        CONF_LADDER_AUTHORITIES_MINUTES: 30.0,
+        CONF_DUTY_PHONE: "+254 712 345 678",
+        CONF_AUTHORITIES_TARGETS: ["district_health"],
+        CONF_AUTHORITIES_PHONES: ["+221 77 123 45 67", " "],
+    }
+    # Twilio with no site recipients is enough for the ladder's numbers.
+    result = await options_submit(hass, entry, base | sms | ladder)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert {k: entry.options[k] for k in ladder} == {
+        CONF_LADDER_HOUSEHOLD_MINUTES: 0.5,
+        CONF_LADDER_DUTY_MINUTES: 20,
+        CONF_LADDER_AUTHORITIES_MINUTES: 30,
+        CONF_DUTY_PHONE: "+254712345678",
+        CONF_AUTHORITIES_TARGETS: ["notify.district_health"],
+        CONF_AUTHORITIES_PHONES: ["+221771234567"],
+    }
+    assert entry.options[CONF_SMS_TARGETS] == []  # no site recipients
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_DUTY_PHONE) == "+254712345678"
+    assert [suggested(result, key) for key in LADDER_MINUTES] == [0.5, 10, 20, 30]
+
+    result = await options_submit(hass, entry, base)  # every ladder field cleared
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert not set(ladder) & set(entry.options)

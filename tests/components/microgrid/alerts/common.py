@@ -10,6 +10,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import Context, HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
@@ -34,11 +35,41 @@ ALERT_OPTIONS: dict[str, Any] = {
     CONF_ESCALATION_TARGETS: ["notify.escalation"],
     CONF_ESCALATION_MINUTES: 10,
 }
+# The ladder those options run (get_alerts' `ladder_minutes`): 0 / 10 / 20 / 30.
+DEFAULT_RUNG_MINUTES = {"household": 0, "admins": 10, "duty": 20, "authorities": 30}
 
 
-def record_notify(hass: HomeAssistant) -> dict[str, list[dict[str, Any]]]:
+def rebuilt_entry(
+    entry: MockConfigEntry,
+    *,
+    data: dict[str, Any] | None = None,
+    zones: dict[str, dict[str, Any]] | None = None,
+) -> MockConfigEntry:
+    """The conftest site entry again, its data and some zones' subentry data changed."""
+    changes = zones or {}
+    return MockConfigEntry(
+        domain=entry.domain,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data={**entry.data, **(data or {})},
+        options=dict(entry.options),
+        subentries_data=[
+            ConfigSubentryData(
+                data={**s.data, **changes.get(str(s.unique_id), {})},
+                subentry_type=s.subentry_type,
+                title=s.title,
+                unique_id=s.unique_id,
+            )
+            for s in entry.subentries.values()
+        ],
+    )
+
+
+def record_notify(
+    hass: HomeAssistant, names: tuple[str, ...] = ("test_target", "escalation")
+) -> dict[str, list[dict[str, Any]]]:
     """Real notify actions (test_target, escalation) that record what they were called with."""
-    calls: dict[str, list[dict[str, Any]]] = {"test_target": [], "escalation": []}
+    calls: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for name, recorded in calls.items():
 
         async def handler(call: ServiceCall, recorded: list[dict[str, Any]] = recorded) -> None:

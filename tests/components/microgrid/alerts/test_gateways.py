@@ -9,7 +9,6 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.models import User
-from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import Context, HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -28,7 +27,7 @@ from custom_components.microgrid.const import (
 )
 from sim.rtdb import RTDBServer
 
-from .common import ALERT_OPTIONS, advance, all_boards, manager_of, soc
+from .common import ALERT_OPTIONS, advance, all_boards, manager_of, rebuilt_entry, soc
 from .fakes import DUTY, NURSE, PHONE, SENDER, SID, TOKEN, TOPIC, Gateways, basic
 
 
@@ -71,25 +70,8 @@ def mock_config_entry(
     monkeypatch.setattr(alert_gateways, "TWILIO_BASE_URL", gateways.base_url)
     monkeypatch.setattr(alert_gateways, "FCM_BASE_URL", gateways.base_url)
     monkeypatch.setattr(alert_gateways, "GATEWAY_TIMEOUT_S", gateway_timeout_s)
-    data = dict(mock_config_entry.data)
-    if with_key:
-        data[CONF_SERVICE_ACCOUNT] = json.dumps(service_account)
-    return MockConfigEntry(
-        domain=mock_config_entry.domain,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=data,
-        options=dict(mock_config_entry.options),
-        subentries_data=[
-            ConfigSubentryData(
-                data=dict(s.data),
-                subentry_type=s.subentry_type,
-                title=s.title,
-                unique_id=s.unique_id,
-            )
-            for s in mock_config_entry.subentries.values()
-        ],
-    )
+    key = {CONF_SERVICE_ACCOUNT: json.dumps(service_account)} if with_key else {}
+    return rebuilt_entry(mock_config_entry, data=key)
 
 
 def sms_to(gateways: Gateways) -> list[str]:

@@ -1,10 +1,11 @@
 """The alert manager in Home Assistant: battery thresholds with hysteresis, critical zones,
-failed commands, escalation, and its history across unload and reload."""
+failed commands, anomalies, escalation, and its history across unload and reload."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import AsyncMock
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import persistent_notification
@@ -14,12 +15,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.update_coordinator import UpdateFailed
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.microgrid.alerts.manager import DATA_ALERTS
 from custom_components.microgrid.alerts.model import AlertType, Severity
 from custom_components.microgrid.const import DOMAIN, EVENT_COMMAND_FAILED
+from custom_components.microgrid.learning.manager import EVENT_ANOMALY
+from custom_components.microgrid.ml.anomaly import Anomaly
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.conftest import ZONES, board_record, set_site_soc, wait_for
 
@@ -275,3 +279,65 @@ async def test_unload_cancels_timers_and_reload_restores_history(
     # overdue at restore: escalated at once
     assert len(notified["escalation"]) == 1
     assert restored.alerts[0].escalated_at is not None
+
+
+async def test_anomalies_alert_once_per_zone_and_type_until_they_clear(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `microgrid_anomaly` is a warning alert delivered like the others; the same zone and
+    type again while it is active is not; once the learning no longer shows it the alert
+    resolves and a new one may come. Another site's anomalies are ignored."""
+    entry = init_integration
+    manager = manager_of(hass, entry)
+    learning = entry.runtime_data.coordinator.ml
+    # The learning's own detection (nothing to find here) would replace the anomalies below.
+    monkeypatch.setattr(learning, "async_refresh", AsyncMock())
+    now = dt_util.utcnow()
+    stuck = {
+        "entry_id": entry.entry_id,
+        "zone": "Zone3",
+        "type": "relay_off_power_flow",
+        "score": 3.21,
+        "at": now.isoformat(),
+        "detail": {},
+    }
+    learning.anomalies = [
+        Anomaly(zone_id="Zone3", type="relay_off_power_flow", score=3.21, at=now.timestamp())
+    ]
+    hass.bus.async_fire(EVENT_ANOMALY, {**stuck, "entry_id": "other"})
+    hass.bus.async_fire(EVENT_ANOMALY, stuck)
+    await hass.async_block_till_done()
+    [alert] = manager.alerts
+    assert (alert.alert_type, alert.severity, alert.zone_id) == (
+        AlertType.ANOMALY,
+        Severity.WARNING,
+        "Zone3",
+    )
+    assert alert.message.startswith("Homes: Relay off while power flows (anomaly score 3.2)")
+    assert notified["test_target"][0]["title"] == "Village: Anomaly"
+    assert event_state(hass, entry).attributes["event_type"] == "anomaly"
+    hass.bus.async_fire(EVENT_ANOMALY, stuck)  # the same anomaly again
+    await hass.async_block_till_done()
+    await advance(hass, freezer, entry, rtdb, 30)  # still active in the learning's view
+    assert len(manager.alerts) == 1 and manager.alerts[0].open
+
+    learning.anomalies = []
+    await advance(hass, freezer, entry, rtdb, 30)
+    cleared = manager.get(alert.alert_id)
+    assert cleared is not None and cleared.resolved_at is not None
+    hass.bus.async_fire(EVENT_ANOMALY, stuck)  # it comes back: alerts again
+    hass.bus.async_fire(
+        EVENT_ANOMALY, {**stuck, "zone": None, "type": "base_load_drift", "score": None}
+    )
+    await hass.async_block_till_done()
+    assert [a.alert_type for a in manager.alerts] == [AlertType.ANOMALY] * 3
+    assert (
+        manager.alerts[-1].message == "Village: Base load rising across the site (anomaly score ?)."
+    )
+    assert len(notified["test_target"]) == 3
+    assert manager.ladder_plan(manager.alerts[-1]) == ()  # warnings do not climb

@@ -16,6 +16,7 @@ from custom_components.microgrid.alerts.model import AlertType
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.alerts.common import (
     ALERT_OPTIONS,
+    DEFAULT_RUNG_MINUTES,
     advance,
     all_boards,
     call,
@@ -251,3 +252,61 @@ async def test_get_alerts_history_and_filters(
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, "get_alerts", {"config_entry": "nope"})
     assert err.value.translation_key == "invalid_config_entry"
+
+
+async def test_responses_show_the_ladder_and_every_attempt(
+    hass: HomeAssistant,
+    rtdb: RTDBServer,
+    init_integration: MockConfigEntry,
+    notified: dict[str, list[dict[str, Any]]],
+    admin_user: User,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """get_alerts and send_alert answer with each alert's ladder (every rung: when due, whether
+    it fired) and its delivery attempts; a warning has no ladder; the site's rung minutes."""
+    entry = init_integration
+
+    async def broken(call: ServiceCall) -> None:
+        raise HomeAssistantError("gateway down")
+
+    hass.services.async_register("notify", "escalation", broken)
+    sent = await call(
+        hass,
+        "send_alert",
+        {"config_entry": entry.entry_id, "message": "Clinic door forced", "severity": "critical"},
+        admin_user,
+    )
+    assert [(r["rung"], r["status"], r["fired_at"]) for r in sent["ladder"]] == [
+        ("household", "skipped", None),
+        ("admins", "pending", None),
+        ("duty", "skipped", None),  # no duty phone set
+        ("authorities", "skipped", None),  # no clinic affected, none set
+    ]
+    assert {(a["channel"], a["rung"], a["ok"]) for a in sent["attempts"]} == {
+        ("persistent_notification", "alert", True),
+        ("event", "alert", True),
+        ("notify.test_target", "alert", True),
+    }
+    await advance(hass, freezer, entry, rtdb, 10 * 60)
+    response = await call(hass, "get_alerts", {"config_entry": entry.entry_id}, admin_user)
+    assert response["ladder_minutes"] == DEFAULT_RUNG_MINUTES
+    [shown] = response["alerts"]
+    admins = shown["ladder"][1]
+    assert admins["status"] == "fired" and admins["fired_at"] == admins["due_at"]
+    failed = [a for a in shown["attempts"] if not a["ok"]]
+    assert failed == [
+        {
+            "channel": "notify.escalation",
+            "rung": "admins",
+            "at": admins["fired_at"],
+            "ok": False,
+            "error": "gateway down",
+            "backup_for": None,  # no SMS or push configured: nothing to fall back on
+        }
+    ]
+    assert shown["failed"] == ["notify.escalation"]
+    await advance(hass, freezer, entry, rtdb, 30, lambda: all_boards(15, rtdb=rtdb))  # warning
+    response = await call(
+        hass, "get_alerts", {"config_entry": entry.entry_id, "alert_type": "battery_low"}
+    )
+    assert response["alerts"][0]["ladder"] == []
