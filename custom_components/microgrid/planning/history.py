@@ -50,6 +50,10 @@ class SlotHistory:
     def add(self, now: datetime, solar_w: float | None, zone_w: dict[str, float]) -> None:
         """Add one sample to the current slot (`zone_w`: zones whose relay is on)."""
         start = self.slot_of(now)
+        # The clock stepped back (NTP, a restored VM): slots now in the future are dropped,
+        # so the series stays in time order.
+        while self._slots and self._slots[-1].slot_start > start:
+            self._slots.pop()
         if not self._slots or self._slots[-1].slot_start != start:
             self._slots.append(_SlotAverage(slot_start=start))
         slot = self._slots[-1]
@@ -62,12 +66,13 @@ class SlotHistory:
     def observed(self, now: datetime) -> Observed:
         """The slots kept as series from the oldest to the slot holding `now` (NaN: no sample;
         a zone's draw is NaN where its relay was never seen on in the slot)."""
-        slots = [s for s in self._slots if s.count]
-        start = slots[0].slot_start if slots else self.slot_of(now)
+        last = self.slot_of(now)
+        slots = sorted(
+            (s for s in self._slots if s.count and s.slot_start <= last), key=lambda s: s.slot_start
+        )
+        start = slots[0].slot_start if slots else last
         shape = Observed(start=start, slot_minutes=SLOT_MINUTES, pv_w=())
-        length = max(shape.index_of(self.slot_of(now)) + 1, 0)
-        if slots:
-            length = max(length, shape.index_of(slots[-1].slot_start) + 1)
+        length = max(shape.index_of(last) + 1, 0)
         pv = [math.nan] * length
         zones: dict[str, list[float]] = {}
         for slot in slots:

@@ -171,6 +171,17 @@ async def _async_send_alert(call: ServiceCall) -> ServiceResponse:
         extra_targets=members,
         site_targets=call.data[ATTR_SITE_TARGETS],
     )
+    if household is not None:
+        # Only the household's members (and admins) read it: its inbox, not a notification.
+        entry.runtime_data.inbox.post(
+            now=alert.created_at,
+            household=household,
+            message=alert.message,
+            title=alert.title,
+            severity=alert.severity.value,
+            sender=actor.user_id,
+            sender_name=actor.name,
+        )
     sent = await manager.async_delivered(alert.alert_id) or alert
     return {
         **manager.alert_dict(sent),

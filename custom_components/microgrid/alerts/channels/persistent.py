@@ -29,7 +29,10 @@ class PersistentNotificationChannel:
 
     @callback
     def show(self, alert: Alert) -> None:
-        """Create or replace the alert's notification."""
+        """Create or replace the alert's notification. A message to one household is not shown
+        here (every user of HA sees these): it is in that household's inbox."""
+        if alert.household is not None:
+            return
         persistent_notification.async_create(
             self._hass, alert.message, alert.title, self.notification_id(alert)
         )

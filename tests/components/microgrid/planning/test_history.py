@@ -110,3 +110,19 @@ def test_two_days_are_kept() -> None:
     observed = history.observed(t0 + timedelta(minutes=5 * (HISTORY_SLOTS + 9)))
     assert observed.start == t0 + timedelta(minutes=50)
     assert len(observed.pv_w) == HISTORY_SLOTS
+
+
+def test_a_clock_stepping_back_never_breaks_the_history() -> None:
+    """Samples at 10:20, then the clock steps back to 10:05 (NTP): the slots after 10:05 are
+    dropped, the series stays in time order, and reading it at either time works."""
+    history = SlotHistory()
+    base = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    for minutes in (0, 5, 10, 15, 20):
+        history.add(base + timedelta(minutes=minutes), 100.0 + minutes, {"Zone1": 50.0})
+    history.add(base + timedelta(minutes=5, seconds=30), 999.0, {"Zone1": 50.0})
+    observed = history.observed(base + timedelta(minutes=5, seconds=30))
+    assert len(observed.pv_w) == 2
+    assert observed.pv_w[0] == 100.0
+    assert observed.pv_w[1] == (105.0 + 999.0) / 2
+    assert len(history.observed(base + timedelta(minutes=20)).pv_w) == 5  # reading ahead works
+    assert history.mean_on_w("Zone1", default=0.0) == 50.0

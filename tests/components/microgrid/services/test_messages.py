@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.auth.models import User
+from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
@@ -122,3 +123,28 @@ async def test_households_cannot_send_and_unknown_households_are_refused(
             hass, "send_message", {**site, "household": "Nobody", "message": "x"}, admin_user
         )
     assert err.value.translation_key == "unknown_household"
+
+
+async def test_an_alert_to_a_household_lands_in_its_inbox_not_in_everyones_notifications(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    admin_user: User,
+    household_user: User,
+    neighbour: User,
+) -> None:
+    """send_alert(household=...) reaches that household's inbox; no persistent notification
+    (which every HA user sees) carries it; the neighbour's inbox stays empty."""
+    site = {"config_entry": init_integration.entry_id}
+    await call(
+        hass,
+        "send_alert",
+        {**site, "household": "Homes", "message": "Meter check tomorrow", "severity": "info"},
+        admin_user,
+    )
+    await hass.async_block_till_done()
+    mine = await call(hass, "get_notifications", site, household_user)
+    assert [m["message"] for m in mine["messages"]] == ["Meter check tomorrow"]
+    theirs = await call(hass, "get_notifications", site, neighbour)
+    assert theirs["messages"] == []
+    shown = persistent_notification._async_get_or_create_notifications(hass)
+    assert not any("Meter check" in n["message"] for n in shown.values())
