@@ -23,11 +23,16 @@ class BoundedSave:
         self._data = data
         self._delay_s = delay_s
         self._pending = False
+        self._closed = False
 
     @callback
     def schedule(self, *, now: bool = False) -> None:
         """Make sure the current data is written within the delay (`now`: on the next loop
         turn, for what a person did: rare, and not to be lost to a power cut)."""
+        if self._closed:
+            # Unloaded: a late callback of the old instance must not overwrite the store the
+            # reloaded entry's new instance writes (its data was flushed at unload).
+            return
         if self._pending and not now:
             return
         self._pending = True
@@ -39,7 +44,8 @@ class BoundedSave:
         self._pending = False
         return self._data()
 
-    async def async_flush(self) -> None:
-        """Write now (unload, stop)."""
+    async def async_flush(self, *, close: bool = False) -> None:
+        """Write now (unload, stop); `close`: the owner is done, later changes are not saved."""
         self._pending = False
+        self._closed = self._closed or close
         await self._store.async_save(self._data())

@@ -193,7 +193,7 @@ class AlertManager:
         for cancel in self._timers.values():
             cancel()
         self._timers.clear()
-        await self._saver.async_flush()
+        await self._saver.async_flush(close=True)
 
     @callback
     def _data_to_save(self) -> dict[str, Any]:

@@ -117,6 +117,7 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._decide_handle: asyncio.TimerHandle | None = None
         self._last_decided = -math.inf  # loop time
         self.decisions = 0
+        self._shut_down = False
         self._seq = 0
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.state"
@@ -212,10 +213,12 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         self._saver.schedule(now=now)
 
     async def async_shutdown(self) -> None:
-        """Flush state on unload and at stop."""
+        """Flush state on unload and at stop; decide no more (a late plan or stream callback of
+        an unloaded entry must not audit or command anything)."""
+        self._shut_down = True
         self._cancel_decide()
         await super().async_shutdown()
-        await self._saver.async_flush()
+        await self._saver.async_flush(close=True)
 
     @callback
     def _next_seq(self, now: datetime) -> int:
@@ -328,6 +331,8 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
     def _decide_now(self) -> None:
         """Decide on everything known now and publish it."""
         self._cancel_decide()
+        if self._shut_down:
+            return
         self._last_decided = self.hass.loop.time()
         self.decisions += 1
         self._publish(self._evaluate(dt_util.utcnow()))

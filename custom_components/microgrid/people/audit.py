@@ -435,7 +435,7 @@ class AuditLog:
         now = dt_util.utcnow()
         for actor in list(self._bursts):
             self.end_burst(actor, now, ended_by="unload")
-        await self._saver.async_flush()
+        await self._saver.async_flush(close=True)
 
     def query(
         self,

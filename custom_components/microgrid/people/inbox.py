@@ -98,7 +98,7 @@ class Inbox:
 
     async def async_flush(self) -> None:
         """Write now (unload)."""
-        await self._saver.async_flush()
+        await self._saver.async_flush(close=True)
 
     @callback
     def post(
