@@ -52,7 +52,7 @@ from .energy import (
     EnergyCounters,
     zone_key,
 )
-from .ledger import DayLedger, ZoneSample
+from .ledger import SHED_REASONS, DayLedger, ZoneSample
 from .outliers import OutlierTracker
 from .readings import BoardReadings, site_power
 
@@ -625,13 +625,20 @@ class MicrogridCoordinator(DataUpdateCoordinator[SiteSnapshot]):
         for zone in self.site.zones:
             reading = self.readings.get(zone.zone_id)
             decided = decision.zones.get(zone.zone_id)
+            shed = decided is not None and not decided.on and decided.reason in SHED_REASONS
             zones[zone.zone_id] = ZoneSample(
                 priority=zone.priority,
                 household=zone.household,
                 relay_on=reading.relay_on if reading else None,
                 decided_on=decided.on if decided else None,
                 reason=decided.reason if decided else None,
-                expected_w=self.planner.history.mean_on_w(zone.zone_id, default=zone.rated_w),
+                # Only a shed zone's usual draw counts (reading the history is not free: this
+                # runs on every decision).
+                expected_w=(
+                    self.planner.history.mean_on_w(zone.zone_id, default=zone.rated_w)
+                    if shed
+                    else 0.0
+                ),
             )
         served = {z.zone_id: 1000 * self.energy.total(zone_key(z.zone_id)) for z in self.site.zones}
         if self.ledger.observe(now, soc_pct=soc, band=self.band, zones=zones, served_wh=served):

@@ -26,6 +26,7 @@ from ..const import CONF_SERVICE_ACCOUNT, DOMAIN
 from ..people.permissions import Actor, BadRequest
 from ..runtime import MicrogridConfigEntry
 from .caller import async_admin, async_site_caller, refusal
+from .messages import household_named
 
 ATTR_CONFIG_ENTRY: Final = "config_entry"
 ATTR_ALERT_ID: Final = "alert_id"
@@ -150,16 +151,8 @@ async def _async_send_alert(call: ServiceCall) -> ServiceResponse:
     members: tuple[str, ...] = ()
     household: str | None = call.data.get(ATTR_HOUSEHOLD)
     if household is not None:
-        households = manager.site.households
-        name = next((h for h in households if h.casefold() == household.casefold()), None)
-        if name is None:
-            raise BadRequest(
-                translation_domain=DOMAIN,
-                translation_key="unknown_household",
-                translation_placeholders={"household": household},
-            )
-        household = name
-        members = member_notify_targets(call.hass, households[name])
+        household = household_named(entry, household)
+        members = member_notify_targets(call.hass, manager.site.households[household])
     alert = manager.async_raise(
         AlertType.CUSTOM,
         Severity(call.data[ATTR_SEVERITY]),

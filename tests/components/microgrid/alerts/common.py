@@ -8,10 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.auth.models import User
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.core import Context, HomeAssistant, ServiceCall
+from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -158,17 +157,3 @@ def event_state(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
 def notifications(hass: HomeAssistant) -> dict[str, Any]:
     """The persistent notifications."""
     return persistent_notification._async_get_or_create_notifications(hass)
-
-
-async def call(
-    hass: HomeAssistant, service: str, data: dict[str, Any], user: User | None = None
-) -> Any:
-    """Call an alert action (as a user when given) and return its response."""
-    return await hass.services.async_call(
-        DOMAIN,
-        service,
-        data,
-        blocking=True,
-        return_response=True,
-        context=Context(user_id=user.id) if user else None,
-    )

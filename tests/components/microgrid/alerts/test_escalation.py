@@ -38,13 +38,13 @@ from custom_components.microgrid.const import (
 from custom_components.microgrid.diagnostics import async_get_config_entry_diagnostics
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.conftest import ZONES, board_record, set_site_soc, wait_for
+from tests.components.microgrid.services.conftest import call
 
 from .common import (
     ALERT_OPTIONS,
     DEFAULT_RUNG_MINUTES,
     advance,
     all_boards,
-    call,
     manager_of,
     rebuilt_entry,
     record_notify,

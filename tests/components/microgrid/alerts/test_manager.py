@@ -26,12 +26,12 @@ from custom_components.microgrid.learning.manager import EVENT_ANOMALY
 from custom_components.microgrid.ml.anomaly import Anomaly
 from sim.rtdb import RTDBServer
 from tests.components.microgrid.conftest import ZONES, board_record, set_site_soc, wait_for
+from tests.components.microgrid.services.conftest import call
 
 from .common import (
     FakeChannel,
     advance,
     all_boards,
-    call,
     event_state,
     manager_of,
     notifications,

@@ -19,13 +19,13 @@ from tests.components.microgrid.alerts.common import (
     DEFAULT_RUNG_MINUTES,
     advance,
     all_boards,
-    call,
     event_state,
     manager_of,
     notifications,
     record_notify,
     soc,
 )
+from tests.components.microgrid.services.conftest import call
 
 
 @pytest.fixture
